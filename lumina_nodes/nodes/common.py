@@ -1,0 +1,146 @@
+"""What every Lumina node shares: QoS profiles of the streams, parameter declaration with descriptors and
+ranges, the /diagnostics publisher, and the standard main() of a node process."""
+from dataclasses import dataclass
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.duration import Duration
+from rclpy.executors import ExternalShutdownException
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+# QoS of each stream (docs/qos.md explains the choices).
+# Jewel state and command batches: reliable so a recorder sees every batch, shallow so a slow reader gets the
+# newest batch instead of a backlog.
+BATCH_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.VOLATILE)
+# Synchronizer and festival state, Bio-Dream samples, tree frames.
+STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.VOLATILE)
+# Latched: a late joiner gets the last message (festival state, configuration).
+LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+DIAGNOSTICS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+# Diagnostic levels as ints (DiagnosticStatus stores them as one byte).
+OK, WARN, ERROR, STALE = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter with its descriptor: name, default, description, and an optional inclusive range."""
+
+    name: str
+    default: object
+    description: str
+    low: float | None = None
+    high: float | None = None
+    read_only: bool = False
+    choices: tuple = ()
+
+    def descriptor(self):
+        text = self.description
+        if self.choices:
+            text += f' One of: {", ".join(map(str, self.choices))}.'
+        descriptor = ParameterDescriptor(description=text, read_only=self.read_only)
+        if self.low is not None and isinstance(self.default, float):
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(self.low),
+                                                                  to_value=float(self.high), step=0.0)]
+        elif self.low is not None and isinstance(self.default, int) and not isinstance(self.default, bool):
+            descriptor.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=0)]
+        return descriptor
+
+
+def declare_parameters(node, params):
+    """Declare ``params`` (iterable of Param) on ``node``; return {name: value} after overrides."""
+    values = {}
+    for param in params:
+        values[param.name] = node.declare_parameter(param.name, param.default, param.descriptor()).value
+    for param in params:
+        if param.choices and values[param.name] not in param.choices:
+            raise ValueError(f'parameter {param.name}={values[param.name]!r} is not one of {param.choices}')
+    return values
+
+
+def check_choices(params, changes):
+    """Reject parameter updates outside the declared choices; returns SetParametersResult."""
+    by_name = {p.name: p for p in params}
+    for change in changes:
+        param = by_name.get(change.name)
+        if param is not None and param.choices and change.value not in param.choices:
+            return SetParametersResult(successful=False,
+                                       reason=f'{change.name} must be one of {param.choices}, got {change.value!r}')
+    return SetParametersResult(successful=True)
+
+
+def diagnostic_status(level, name, message, hardware_id='', values=None):
+    """A DiagnosticStatus with key/values from a dict (values are formatted as text)."""
+    return DiagnosticStatus(level=bytes([level]), name=name,
+                            message=message, hardware_id=hardware_id,
+                            values=[KeyValue(key=str(k), value=_format(v)) for k, v in (values or {}).items()])
+
+
+def _format(value):
+    if isinstance(value, float):
+        return f'{value:.6g}'
+    return str(value)
+
+
+class DiagnosticsPublisher:
+    """Publishes the node's statuses on /diagnostics every ``period`` seconds (and on demand).
+
+    ``collect`` returns a list of DiagnosticStatus; names are prefixed with the node's full name, as
+    diagnostic_updater does.
+    """
+
+    def __init__(self, node, collect, period=1.0):
+        self._node, self._collect = node, collect
+        self._publisher = node.create_publisher(DiagnosticArray, '/diagnostics', DIAGNOSTICS_QOS)
+        self._timer = node.create_timer(period, self.publish)
+
+    def publish(self):
+        msg = DiagnosticArray()
+        msg.header.stamp = self._node.get_clock().now().to_msg()
+        prefix = self._node.get_fully_qualified_name().lstrip('/')
+        for status in self._collect():
+            status.name = f'{prefix}: {status.name}'
+            msg.status.append(status)
+        self._publisher.publish(msg)
+
+
+def seconds(time_msg):
+    """builtin_interfaces/Time -> float seconds."""
+    return time_msg.sec + time_msg.nanosec * 1e-9
+
+
+def duration(seconds_value):
+    return Duration(nanoseconds=int(seconds_value * 1e9))
+
+
+def run_node(node_class, args=None):
+    """Standard main of a node process: init, spin, clean exit on Ctrl-C or SIGTERM (exit code 0).
+
+    A node that cannot start (invalid parameters, missing device) logs why and exits with code 1.
+    """
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_class()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except StartupError as error:
+        rclpy.logging.get_logger(node_class.__name__).fatal(str(error))
+        return 1
+    finally:
+        if node is not None:
+            if hasattr(node, 'close'):
+                node.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+class StartupError(RuntimeError):
+    """Raised by a node constructor when its configuration cannot work; run_node reports it and exits 1."""
+

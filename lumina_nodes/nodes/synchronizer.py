@@ -1,0 +1,326 @@
+"""Synchronizer node: locks every jewel of the city into one rhythm. A thin shell over
+lumina_nodes.kernels.phase_lock (plain numpy), which does all the per-jewel work.
+
+Topics:
+  subscribes  <driver ns>/jewels/state    JewelStateBatch, every driver: listed in `drivers`, or discovered by
+                                          matching topic names against `driver_topic_pattern`
+  publishes   <driver ns>/jewels/command  JewelCommandBatch, one per driver per tick
+  publishes   /sync/state                 SyncState, every tick
+  subscribes  /biodream/samples           BioDreamSample: coupling gain per sleep stage (coupling_by_stage)
+  service     /sync/set_rhythm            SetRhythm
+  publishes   /diagnostics
+
+The loop: a tick runs as soon as every active driver has delivered a batch since the previous tick (so the
+commands go out right after the newest state arrives), and at the latest one period after the previous tick
+(so a silent driver cannot stall the city). Latency is measured from the newest state stamp to the command
+publish; a tick starting more than 1.5 periods after the previous one is a deadline miss.
+"""
+import dataclasses
+import re
+import time
+
+import numpy as np
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+
+from lumina_nodes.fastpath import from_field, to_field
+from lumina_nodes.kernels.phase_lock import PhaseLockKernel, SyncConfig
+from lumina_nodes.msg import (BioDreamSample, ClusterState, JewelCommandBatch, JewelStateBatch, LoopTiming,
+                              PlazaSync, SyncState)
+from lumina_nodes.nodes.common import (BATCH_QOS, OK, STATE_QOS, WARN, DiagnosticsPublisher, Param, StartupError,
+                                       declare_parameters, diagnostic_status, run_node, seconds)
+from lumina_nodes.srv import SetRhythm
+from lumina_nodes.timing import LoopStats
+
+RESOLUTIONS = {'none': ClusterState.RESOLUTION_NONE, 'merging': ClusterState.RESOLUTION_MERGING,
+               'separate_channel': ClusterState.RESOLUTION_SEPARATE_CHANNEL}
+MODES = {'controller': SyncState.MODE_CONTROLLER, 'kuramoto': SyncState.MODE_KURAMOTO}
+
+NODE_PARAMS = (
+    Param('drivers', [''], 'Namespaces of the jewel drivers to follow (e.g. [/plaza_north, /plaza_south]); '
+          "[''] discovers them by driver_topic_pattern.", read_only=True),
+    Param('driver_topic_pattern', r'^(/[A-Za-z0-9_]+)*/jewels/state$',
+          'Regular expression on topic names of driver state batches, used when drivers is empty.', read_only=True),
+    Param('discovery_period_s', 1.0, 'How often the graph is searched for new drivers, s.', 0.1, 60.0,
+          read_only=True),
+    Param('initial_capacity', 16384, 'Jewel slots preallocated (grows on demand).', 1, 10_000_000, read_only=True),
+    Param('coupling_by_stage', [1.0, 1.0, 0.8, 0.6, 0.9],
+          'Bio-Dream feedback: coupling gain scale per sleep stage W, N1, N2, N3, REM (0..2); the expected '
+          'value over the stage probabilities of each participant is applied to the jewel they wear.'),
+    Param('min_signal_quality', 0.5, 'Bio-Dream samples of lower signal quality are ignored (0..1).', 0.0, 1.0),
+)
+
+
+def config_params():
+    """One ROS parameter per SyncConfig field, with the field's description and range (field metadata)."""
+    params = []
+    for field in dataclasses.fields(SyncConfig):
+        meta = field.metadata
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        low, high = meta.get('range', (None, None))
+        params.append(Param(field.name, default, meta.get('description', field.name), low, high,
+                            read_only=meta.get('read_only', False), choices=tuple(meta.get('choices', ()))))
+    return tuple(params)
+
+
+class Driver:
+    """What the node keeps per followed driver: its topics, last batch and the slots of its jewels."""
+
+    def __init__(self, key, namespace):
+        self.key, self.namespace = key, namespace
+        self.driver_id = namespace.strip('/') or 'root'
+        self.ids_field = None  # array.array of the ids of the last accepted batch (reused in commands)
+        self.slots = np.zeros(0, np.intp)
+        self.fresh = False
+        self.last_stamp = None
+        self.last_arrival = None
+        self.batches = 0
+        self.batches_rejected = 0
+        self.seq_gaps = 0
+        self.last_seq = None
+        self.command_pub = None
+        self.command_seq = 0
+
+
+class Synchronizer(Node):
+    def __init__(self):
+        super().__init__('synchronizer')
+        self.config_params = config_params()
+        try:
+            values = declare_parameters(self, NODE_PARAMS + self.config_params)
+            self.config = SyncConfig(**{p.name: values[p.name] for p in self.config_params})
+            errors = self.config.validate()
+            if errors:
+                raise ValueError('; '.join(errors))
+            self._check_stage_gains(values['coupling_by_stage'])
+        except (ValueError, TypeError) as error:
+            raise StartupError(f'invalid configuration: {error}') from error
+        self.values = values
+        self.kernel = PhaseLockKernel(values['initial_capacity'], self.config)
+        self.add_on_set_parameters_callback(self._validate_update)
+        self.add_post_set_parameters_callback(self._apply_update)
+
+        self.drivers = {}  # state topic -> Driver
+        self.ingest_rejects = {}
+        self.state_pub = self.create_publisher(SyncState, '/sync/state', STATE_QOS)
+        self.create_subscription(BioDreamSample, '/biodream/samples', self._on_biodream, STATE_QOS)
+        self.create_service(SetRhythm, '/sync/set_rhythm', self._on_set_rhythm)
+        self.period = 1.0 / self.config.rate_hz
+        self.stats = LoopStats(self.config.rate_hz)
+        self.last_tick = None
+        self.pending_stamp = None  # newest state stamp not yet answered by a tick
+        self.last_result = None
+        self.stage_scale = {}
+        self.create_timer(self.period / 4, self._on_watchdog)
+
+        listed = [ns for ns in values['drivers'] if ns]
+        if listed:
+            for namespace in listed:
+                self._follow('/' + namespace.strip('/') + '/jewels/state' if namespace.strip('/') else
+                             '/jewels/state')
+        else:
+            self.pattern = re.compile(values['driver_topic_pattern'])
+            self._discover()
+            self.create_timer(values['discovery_period_s'], self._discover)
+        self.diagnostics = DiagnosticsPublisher(self, self._diagnostics)
+        self.get_logger().info(f'synchronizer up: mode {self.config.mode}, {self.config.rate_hz:g} Hz, '
+                               f'following {"listed drivers " + str(listed) if listed else "discovered drivers"}')
+
+    # ------------------------------------------------------------------------------------------ drivers
+    def _discover(self):
+        for topic, types in self.get_topic_names_and_types():
+            if topic not in self.drivers and self.pattern.match(topic) and \
+                    'lumina_nodes/msg/JewelStateBatch' in types:
+                self._follow(topic)
+
+    def _follow(self, state_topic):
+        namespace = state_topic[:-len('/jewels/state')] or '/'
+        driver = Driver(len(self.drivers), namespace)
+        driver.command_pub = self.create_publisher(JewelCommandBatch, namespace.rstrip('/') + '/jewels/command',
+                                                   BATCH_QOS)
+        self.drivers[state_topic] = driver
+        self.create_subscription(JewelStateBatch, state_topic, lambda msg: self._on_state(driver, msg), BATCH_QOS)
+        self.get_logger().info(f'following driver {namespace} ({state_topic})')
+
+    def now_seconds(self):
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_state(self, driver, msg):
+        now = self.now_seconds()
+        stamp = seconds(msg.header.stamp)
+        driver.driver_id = msg.driver_id or driver.driver_id
+        if driver.last_seq is not None and msg.seq != (driver.last_seq + 1) & 0xFFFFFFFF:
+            driver.seq_gaps += 1
+        driver.last_seq = msg.seq
+        ids = from_field(msg.ids, np.uint32)
+        sample_age = from_field(msg.sample_age, np.float64)
+        if sample_age.size != ids.size:
+            # The kernel checks the other arrays; sample_age is needed to build the sample times.
+            sample_time = np.full(ids.size, np.nan)
+        else:
+            sample_time = stamp - sample_age
+        report = self.kernel.ingest(driver.key, ids, from_field(msg.phase, np.float64),
+                                    from_field(msg.frequency, np.float64),
+                                    from_field(msg.frequency_offset, np.float64), sample_time, now)
+        self._count_rejects(report)
+        if report.accepted == 0 and ids.size:
+            driver.batches_rejected += 1
+            return
+        driver.ids_field = msg.ids
+        driver.slots = report.slots
+        driver.batches += 1
+        driver.last_stamp = stamp
+        driver.last_arrival = time.monotonic()
+        driver.fresh = True
+        self.pending_stamp = stamp if self.pending_stamp is None else max(self.pending_stamp, stamp)
+        if all(d.fresh for d in self._active_drivers()):
+            self._tick()
+
+    def _active_drivers(self):
+        horizon = time.monotonic() - self.config.silence_timeout_s
+        return [d for d in self.drivers.values() if d.last_arrival is not None and d.last_arrival >= horizon]
+
+    def _count_rejects(self, report):
+        for reason, count in report.rejected.items():
+            if count:
+                self.ingest_rejects[reason] = self.ingest_rejects.get(reason, 0) + count
+
+    # ------------------------------------------------------------------------------------------ the loop
+    def _on_watchdog(self):
+        if self.last_tick is None or time.monotonic() - self.last_tick >= self.period:
+            self._tick()
+
+    def _tick(self):
+        start = time.monotonic()
+        now = self.now_seconds()
+        if now <= 0.0:  # use_sim_time and no /clock yet
+            return
+        result = self.kernel.step(now)
+        stamp_msg = self.get_clock().now().to_msg()
+        for driver in self.drivers.values():
+            if driver.ids_field is None or not driver.fresh:
+                continue
+            command = JewelCommandBatch(driver_id=driver.driver_id, seq=driver.command_seq, ids=driver.ids_field)
+            command.header.stamp = stamp_msg
+            command.source_stamp.sec, command.source_stamp.nanosec = divmod(int(driver.last_stamp * 1e9), 10**9)
+            offsets = self.kernel.commands_for(driver.key, driver.slots)
+            command.frequency_offset = to_field(offsets, np.float64)
+            driver.command_pub.publish(command)
+            driver.command_seq = (driver.command_seq + 1) & 0xFFFFFFFF
+            driver.fresh = False
+        latency = float('nan')
+        if self.pending_stamp is not None:
+            latency = self.now_seconds() - self.pending_stamp
+            self.pending_stamp = None
+        self.stats.record(start, time.monotonic() - start, latency)
+        self.last_tick = start
+        self.last_result = result
+        self.state_pub.publish(self._state_message(result, stamp_msg))
+
+    def _state_message(self, result, stamp_msg):
+        msg = SyncState(mode=MODES[self.config.mode], order_parameter=result.order_parameter,
+                        mean_phase=result.mean_phase, collective_frequency=result.collective_frequency,
+                        lock_fraction=result.lock_fraction, lock_threshold=self.config.lock_threshold_rad,
+                        rms_phase_error=result.rms_phase_error, jewels_total=result.jewels_total,
+                        jewels_active=result.jewels_active, jewels_silent=result.jewels_silent,
+                        coupling_scale=float(self.config.coupling_scale))
+        msg.header.stamp = stamp_msg
+        for index, cluster in enumerate(result.clusters):
+            msg.clusters.append(ClusterState(
+                index=index, size=int(cluster.size), center_frequency=cluster.center_frequency,
+                frequency_spread=cluster.frequency_spread, order_parameter=cluster.order_parameter,
+                mean_phase=cluster.mean_phase, target_frequency=cluster.target_frequency,
+                resolution=RESOLUTIONS[cluster.resolution]))
+        names = {d.key: d for d in self.drivers.values()}
+        now = time.monotonic()
+        for plaza in result.drivers:
+            driver = names.get(plaza.driver_key)
+            if driver is None:
+                continue
+            msg.plazas.append(PlazaSync(
+                driver_id=driver.driver_id, jewels_total=int(plaza.total), jewels_active=int(plaza.active),
+                order_parameter=plaza.order_parameter, lock_fraction=plaza.lock_fraction,
+                last_report_age=now - driver.last_arrival if driver.last_arrival else float('inf')))
+        msg.timing = LoopTiming(**self.stats.summary())
+        return msg
+
+    # ------------------------------------------------------------------------------------------ inputs
+    def _on_biodream(self, sample):
+        if sample.jewel_id == BioDreamSample.JEWEL_NONE or sample.stage == BioDreamSample.STAGE_UNKNOWN:
+            return
+        if sample.signal_quality < self.values['min_signal_quality']:
+            return
+        probabilities = np.asarray(sample.stage_probability, dtype=np.float64)
+        if not np.all(np.isfinite(probabilities)) or probabilities.sum() <= 0:
+            self.ingest_rejects['biodream_invalid'] = self.ingest_rejects.get('biodream_invalid', 0) + 1
+            return
+        scale = float(probabilities @ np.asarray(self.values['coupling_by_stage']) / probabilities.sum())
+        self.kernel.set_jewel_coupling_scale(np.array([sample.jewel_id], np.uint32), np.array([scale]))
+
+    def _on_set_rhythm(self, request, response):
+        try:
+            self.kernel.set_reference(request.frequency or None, request.slew_rate)
+        except ValueError as error:
+            response.accepted, response.message = False, str(error)
+        else:
+            response.accepted = True
+            response.message = ('following the population' if not request.frequency else
+                                f'steering to {request.frequency:g} Hz at {request.slew_rate:g} Hz/s')
+        return response
+
+    # ------------------------------------------------------------------------------------------ parameters
+    @staticmethod
+    def _check_stage_gains(gains):
+        if len(gains) != 5 or not all(0.0 <= g <= 2.0 for g in gains):
+            raise ValueError(f'coupling_by_stage needs 5 values in 0..2 (W, N1, N2, N3, REM), got {list(gains)}')
+
+    def _validate_update(self, changes):
+        fields = {f.name for f in dataclasses.fields(SyncConfig)}
+        candidate = dataclasses.replace(self.config, **{c.name: c.value for c in changes if c.name in fields})
+        errors = candidate.validate()
+        for change in changes:
+            if change.name == 'coupling_by_stage':
+                try:
+                    self._check_stage_gains(change.value)
+                except ValueError as error:
+                    errors.append(str(error))
+        return SetParametersResult(successful=not errors, reason='; '.join(errors))
+
+    def _apply_update(self, changes):
+        fields = {f.name for f in dataclasses.fields(SyncConfig)}
+        updates = {c.name: c.value for c in changes if c.name in fields}
+        for change in changes:
+            self.values[change.name] = change.value
+        if updates and hasattr(self, 'kernel'):
+            self.config = dataclasses.replace(self.config, **updates)
+            self.kernel.set_config(self.config)
+            self.get_logger().info(f'parameters applied: {updates}')
+
+    # ------------------------------------------------------------------------------------------ diagnostics
+    def _diagnostics(self):
+        timing = self.stats.summary()
+        result = self.last_result
+        level, message = OK, 'locked' if result and result.order_parameter >= 0.9 else 'locking'
+        if timing['deadline_misses']:
+            level, message = WARN, f"{timing['deadline_misses']} deadline misses"
+        if self.ingest_rejects:
+            level = WARN
+            message = f'rejected input: {self.ingest_rejects}'
+        values = {'drivers': len(self.drivers), 'mode': self.config.mode, **timing}
+        if result:
+            values.update(order_parameter=result.order_parameter, jewels_active=result.jewels_active,
+                          jewels_silent=result.jewels_silent, clusters=len(result.clusters))
+        values.update({f'rejected_{k}': v for k, v in sorted(self.ingest_rejects.items())})
+        statuses = [diagnostic_status(level, 'loop', message, 'synchronizer', values)]
+        for driver in self.drivers.values():
+            age = time.monotonic() - driver.last_arrival if driver.last_arrival else float('inf')
+            statuses.append(diagnostic_status(
+                OK if age < self.config.silence_timeout_s else WARN, f'driver {driver.namespace}',
+                'reporting' if age < self.config.silence_timeout_s else 'silent', driver.driver_id,
+                {'batches': driver.batches, 'batches_rejected': driver.batches_rejected,
+                 'sequence_gaps': driver.seq_gaps, 'last_report_age_s': age}))
+        return statuses
+
+
+def main(args=None):
+    return run_node(Synchronizer, args)

@@ -16,6 +16,8 @@ export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 # Discovery stays on this host: no multicast beyond loopback.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-77}"
+# Fast DDS listens on loopback (and shared memory) only, instead of on every interface.
+export FASTDDS_DEFAULT_PROFILES_FILE="$_lumina_root/config/dds/fastdds_loopback.xml"
 export PYTHONUNBUFFERED=1
 # Keep the source tree's lumina_nodes/ (no generated msg/ in it) from shadowing the installed package when
 # Python runs from the checkout (`python -m ...`, `python -c ...`).

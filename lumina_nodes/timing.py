@@ -15,7 +15,7 @@ class LoopStats:
     window : number of recent ticks the percentiles and jitter are taken over.
     """
 
-    def __init__(self, rate_hz, window=500):
+    def __init__(self, rate_hz, window=3000):
         self.rate_hz = float(rate_hz)
         self._period = 1.0 / self.rate_hz
         self._latency = np.full(window, np.nan)

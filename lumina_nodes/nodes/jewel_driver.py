@@ -144,8 +144,10 @@ class JewelDriver(Node):
             report_loss=request.report_loss, report_corruption=request.report_corruption,
             duration=request.duration, seed=request.seed, now=self.now_seconds())
         response.accepted, response.message, response.jewels_affected = bool(accepted), message, int(affected)
-        log = self.get_logger().info if accepted else self.get_logger().warning
-        log(f'inject_disruption kind {request.kind}: {message}')
+        if accepted:
+            self.get_logger().info(f'inject_disruption kind {request.kind}: {message}')
+        else:
+            self.get_logger().warning(f'inject_disruption kind {request.kind} rejected: {message}')
         return response
 
     def _on_deadline_missed(self, event):

@@ -107,6 +107,7 @@ class Synchronizer(Node):
         self.create_service(SetRhythm, '/sync/set_rhythm', self._on_set_rhythm)
         self.period = 1.0 / self.config.rate_hz
         self.stats = LoopStats(self.config.rate_hz)
+        self.timing = None
         self.last_tick = None
         self.pending_stamp = None  # newest state stamp not yet answered by a tick
         self.last_result = None
@@ -241,7 +242,11 @@ class Synchronizer(Node):
                 driver_id=driver.driver_id, jewels_total=int(plaza.total), jewels_active=int(plaza.active),
                 order_parameter=plaza.order_parameter, lock_fraction=plaza.lock_fraction,
                 last_report_age=now - driver.last_arrival if driver.last_arrival else float('inf')))
-        msg.timing = LoopTiming(**self.stats.summary())
+        # Percentiles over the window are refreshed once a second; the counters on every tick.
+        if self.timing is None or self.stats.ticks % max(1, int(self.config.rate_hz)) == 0:
+            self.timing = LoopTiming(**self.stats.summary())
+        self.timing.ticks, self.timing.deadline_misses = self.stats.ticks, self.stats.deadline_misses
+        msg.timing = self.timing
         return msg
 
     # ------------------------------------------------------------------------------------------ inputs

@@ -1,0 +1,225 @@
+"""Sleeper + Sleep Jewel oscillator model, vectorised over the K jewels of one plaza (no rclpy).
+
+Units and shapes (K = number of jewels; every per-jewel array has shape (K,)):
+
+* time ``t``: seconds, supplied by the caller through ``advance(dt)`` (sim time may run faster than real time)
+* ``phase``: float64 rad, wrapped to [-pi, pi)
+* ``natural``: float64 Hz, the wearer's natural pulse frequency now (base + stage drift + drill shift)
+* ``offset``: float64 Hz, correction in effect (slews towards ``offset_target`` at ``max_slew`` Hz/s)
+* ``offset_target``: float64 Hz, commanded offset after clamping to +-``comfort_limit``
+* ``frequency``: float64 Hz = natural + offset (the pulse rate the jewel is emitting)
+* ``stage``: int8 codes 0..4 = W, N1, N2, N3, REM
+* ``cycle_pos``: float64 in [0, 1), position in the wearer's ultradian cycle; ``period``: float64 s
+* ``intensity``: float32 0..1; ``battery``: float64 percent
+
+Dynamics over a sub-step h (at most ``max_step`` s; ``advance`` splits larger dt):
+
+* cycle_pos += h / period (mod 1); stage = template segment holding cycle_pos (sampled at the start of the
+  sub-step, so a stage boundary is resolved to within ``max_step``)
+* natural relaxes exponentially (time constant ``tau_natural``) to target = base + gain * shift[stage] + drill
+* offset moves linearly towards offset_target at ``max_slew`` (never jumps)
+* phase += 2 pi * (exact integral of natural + offset over h) + sqrt(2 D h) * N(0, 1)  (phase diffusion D)
+
+The natural-frequency, offset and cycle updates are exact for any h; only the phase noise realisation
+depends on how dt is split. Deterministic for a given seed and sequence of calls.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+TWO_PI = 2.0 * math.pi
+STAGE_NAMES = ("W", "N1", "N2", "N3", "REM")
+W, N1, N2, N3, REM = range(5)
+
+
+def wrap_phase(x: np.ndarray) -> np.ndarray:
+    """Wrap to [-pi, pi) (robust against the rounding case mod(...) == 2 pi)."""
+    y = np.mod(np.asarray(x, dtype=np.float64) + math.pi, TWO_PI) - math.pi
+    return np.where(y >= math.pi, y - TWO_PI, y)
+
+
+@dataclass
+class SleeperParams:
+    # population of natural pulse frequencies
+    natural_mean: float = 1.0  # Hz
+    natural_sd: float = 0.05  # Hz, between wearers
+    # ultradian cycle
+    cycle_mean: float = 90.0 * 60.0  # s
+    cycle_sd: float = 8.0 * 60.0  # s, between wearers
+    cycle_min: float = 60.0 * 60.0  # s, floor of the individual period
+    # stage template, in order through one cycle: (stage, fraction of the cycle)
+    template: Sequence = ((W, 0.03), (N1, 0.07), (N2, 0.25), (N3, 0.25), (N2, 0.10), (REM, 0.30))
+    # where each wearer starts in the cycle: uniform in [start_pos_lo, start_pos_hi)
+    start_pos_lo: float = 0.0
+    start_pos_hi: float = 0.05
+    # natural frequency drift by stage, Hz, indexed by stage code W,N1,N2,N3,REM; scaled per wearer by gain
+    stage_shift: Sequence = (0.06, 0.03, 0.0, -0.05, 0.04)
+    gain_sd: float = 0.2
+    tau_natural: float = 30.0  # s
+    # phase diffusion, rad^2/s
+    phase_diffusion: float = 0.002
+    # device behaviour
+    comfort_limit: float = 0.25  # Hz
+    max_slew: float = 0.5  # Hz/s
+    # battery: initial percent uniform in [lo, hi), drain %/hour uniform in [lo, hi)
+    battery_lo: float = 55.0
+    battery_hi: float = 100.0
+    drain_lo: float = 3.0
+    drain_hi: float = 8.0
+    # integration
+    max_step: float = 1.0  # s
+    # drill: spread of natural frequencies inside one group, as a fraction of the group separation
+    band_spread: float = 0.15
+
+
+class SleeperModel:
+    """K sleepers wearing K jewels. See the module docstring for units and shapes."""
+
+    def __init__(self, n: int, seed: int = 0, params: Optional[SleeperParams] = None, t0: float = 0.0):
+        if int(n) < 0:
+            raise ValueError("n must be >= 0")
+        self.n = int(n)
+        self.p = params or SleeperParams()
+        p = self.p
+        self.rng = np.random.default_rng(seed)
+        rng = self.rng
+        self.t = float(t0)
+        k = self.n
+        self.base = rng.normal(p.natural_mean, p.natural_sd, k)
+        self.gain = np.clip(rng.normal(1.0, p.gain_sd, k), 0.0, None)
+        self.period = np.maximum(rng.normal(p.cycle_mean, p.cycle_sd, k), p.cycle_min)
+        self.cycle_pos = rng.uniform(p.start_pos_lo, p.start_pos_hi, k)
+        self.phase = rng.uniform(-math.pi, math.pi, k)
+        self.offset = np.zeros(k)
+        self.offset_target = np.zeros(k)
+        self.intensity = np.full(k, 0.5, dtype=np.float32)
+        self.battery = rng.uniform(p.battery_lo, p.battery_hi, k)
+        self.drain = rng.uniform(p.drain_lo, p.drain_hi, k) / 3600.0
+        self.drill_delta = np.zeros(k)
+        self.drill_group = np.full(k, -1, dtype=np.int16)
+        self.drill_until: Optional[float] = None
+        self._seg_stage = np.array([s for s, _ in p.template], dtype=np.int8)
+        fr = np.array([f for _, f in p.template], dtype=np.float64)
+        self._seg_end = np.cumsum(fr / fr.sum())
+        self._seg_end[-1] = 1.0
+        self._shift = np.asarray(p.stage_shift, dtype=np.float64)
+        self.natural = self._target()
+
+    # ----------------------------------------------------------------------------------------- derived
+    def stage_at(self, cycle_pos: np.ndarray) -> np.ndarray:
+        seg = np.searchsorted(self._seg_end, cycle_pos, side="right")
+        return self._seg_stage[np.minimum(seg, len(self._seg_stage) - 1)]
+
+    @property
+    def stage(self) -> np.ndarray:
+        return self.stage_at(self.cycle_pos)
+
+    @property
+    def frequency(self) -> np.ndarray:
+        return self.natural + self.offset
+
+    def _target(self) -> np.ndarray:
+        return self.base + self.gain * self._shift[self.stage] + self.drill_delta
+
+    # ----------------------------------------------------------------------------------------- integration
+    def advance(self, dt: float) -> None:
+        """Integrate dt seconds (>= 0), sub-stepping at ``max_step``."""
+        dt = float(dt)
+        if not math.isfinite(dt) or dt < 0:
+            raise ValueError(f"dt must be finite and >= 0, got {dt}")
+        if dt == 0 or self.n == 0:
+            self.t += dt
+            return
+        steps = max(1, int(math.ceil(dt / self.p.max_step - 1e-12)))
+        h = dt / steps
+        for _ in range(steps):
+            if self.drill_until is not None and self.t >= self.drill_until:
+                self.clear_drills()
+            self._step(h)
+
+    def _step(self, h: float) -> None:
+        p = self.p
+        target = self._target()
+        e = math.exp(-h / p.tau_natural)
+        dev = self.natural - target
+        nat_int = target * h + dev * p.tau_natural * (1.0 - e)
+        self.natural = target + dev * e
+        # offset: linear slew towards the (clamped) target, exact integral
+        d = self.offset_target - self.offset
+        s = p.max_slew
+        if s > 0:
+            t_r = np.minimum(np.abs(d) / s, h)
+            sg = np.sign(d)
+            off_int = self.offset * h + sg * (0.5 * s * t_r * t_r + s * t_r * (h - t_r))
+            self.offset = np.where(np.abs(d) > s * h, self.offset + sg * s * h, self.offset_target)
+        else:
+            off_int = self.offset * h
+        noise = self.rng.standard_normal(self.n) * math.sqrt(2.0 * p.phase_diffusion * h)
+        self.phase = wrap_phase(self.phase + TWO_PI * (nat_int + off_int) + noise)
+        self.cycle_pos = np.mod(self.cycle_pos + h / self.period, 1.0)
+        self.battery = np.maximum(self.battery - self.drain * h, 0.0)
+        self.t += h
+
+    # ----------------------------------------------------------------------------------------- commands
+    def set_offset_target(self, idx, offset) -> None:
+        """Commanded offset(s), Hz, for jewel indices idx; clamped to +-comfort_limit (device behaviour)."""
+        lim = self.p.comfort_limit
+        self.offset_target[idx] = np.clip(np.asarray(offset, dtype=np.float64), -lim, lim)
+
+    def set_intensity(self, idx, intensity) -> None:
+        self.intensity[idx] = np.clip(np.asarray(intensity, dtype=np.float32), 0.0, 1.0)
+
+    # ----------------------------------------------------------------------------------------- drills
+    def _choose(self, fraction: float, seed: int) -> np.ndarray:
+        if not (0.0 <= fraction <= 1.0):
+            raise ValueError("fraction must be in [0, 1]")
+        m = int(round(fraction * self.n))
+        rng = np.random.default_rng(seed)
+        return np.sort(rng.choice(self.n, size=m, replace=False)) if m else np.zeros(0, dtype=np.int64)
+
+    def group_centres(self, groups: int, separation: float, around: Optional[float] = None) -> np.ndarray:
+        mean = float(np.mean(self.natural)) if around is None else float(around)
+        return mean + (np.arange(groups) - (groups - 1) / 2.0) * separation
+
+    def inject_overlapping(self, fraction: float, groups: int, separation: float, seed: int = 0,
+                           duration: float = 0.0) -> np.ndarray:
+        """Move round(fraction*K) jewels' natural frequencies into `groups` bands centred at
+        mean(natural) + (g - (groups-1)/2) * separation, spread sd = band_spread * separation.
+        Returns the affected indices; ``drill_group`` holds each jewel's band (-1 = unaffected).
+        The natural frequency steps (the phase stays continuous). duration > 0: cleared after it."""
+        groups = int(groups)
+        if groups < 2:
+            raise ValueError("groups must be >= 2")
+        if not (math.isfinite(separation) and separation > 0):
+            raise ValueError("separation must be finite and > 0")
+        if not (math.isfinite(duration) and duration >= 0):
+            raise ValueError("duration must be finite and >= 0")
+        idx = self._choose(fraction, seed)
+        rng = np.random.default_rng([seed, 1])
+        centres = self.group_centres(groups, separation)
+        grp = rng.permutation(len(idx)) % groups
+        want = centres[grp] + rng.normal(0.0, self.p.band_spread * separation, len(idx))
+        base_target = self._target() - self.drill_delta
+        self.drill_delta[idx] = want - base_target[idx]
+        self.natural[idx] = want
+        self.drill_group[:] = -1
+        self.drill_group[idx] = grp
+        self.drill_until = self.t + duration if duration > 0 else None
+        return idx
+
+    def inject_phase_scramble(self, fraction: float, seed: int = 0) -> np.ndarray:
+        """Set the phase of round(fraction*K) jewels uniformly at random (a deliberate jump, for drills)."""
+        idx = self._choose(fraction, seed)
+        rng = np.random.default_rng([seed, 2])
+        self.phase[idx] = rng.uniform(-math.pi, math.pi, len(idx))
+        return idx
+
+    def clear_drills(self) -> None:
+        """End the frequency drill; the natural frequencies relax back with tau_natural (no step)."""
+        self.drill_delta[:] = 0.0
+        self.drill_group[:] = -1
+        self.drill_until = None

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from harness import package_executable
 
 from lumina_nodes.fastpath import from_field, to_field
 from lumina_nodes.msg import JewelCommandBatch, JewelStateBatch
@@ -132,3 +133,22 @@ def test_disruption_drill_splits_frequencies_into_groups(driver, ros_node):
     bad = client.call_async(InjectDisruption.Request(kind=9))
     ros_node.spin_until(bad.done, 10, 'response to an invalid request')
     assert not bad.result().accepted and 'kind' in bad.result().message
+
+
+def test_serial_driver_node_talks_to_the_emulator_on_a_pty(processes, ros_node, tmp_path):
+    link = tmp_path / 'ttyJEWEL'
+    emulator = processes.start([package_executable('jewel_emulator'), '--jewels', '6', '--first-id', '500',
+                                '--seed', '2', '--rate', '50', '--link', str(link)], name='emulator')
+    emulator.wait_for_output(r'/dev/pts/\d+')
+    processes.start_node('jewel_driver', '-r', '__ns:=/plaza_s', '-p', 'backend:=serial', '-p', f'port:={link}')
+    states = []
+    ros_node.node.create_subscription(JewelStateBatch, '/plaza_s/jewels/state', states.append, BATCH_QOS)
+    command_pub = ros_node.node.create_publisher(JewelCommandBatch, '/plaza_s/jewels/command', BATCH_QOS)
+    ros_node.spin_until(lambda: states and len(states[-1].ids) == 6, 15, 'states of the 6 emulated jewels')
+    ids = from_field(states[-1].ids, np.uint32)
+    assert sorted(ids.tolist()) == list(range(500, 506))
+    assert np.all(np.abs(from_field(states[-1].phase, np.float64)) <= np.pi)
+    ros_node.wait_for_subscribers('/plaza_s/jewels/command')
+    command_pub.publish(command(ids, np.full(6, -0.1), driver_id='plaza_s'))
+    ros_node.spin_until(lambda: np.allclose(from_field(states[-1].frequency_offset, np.float64), -0.1, atol=1e-3),
+                        5, 'the emulated jewels applying the commanded offset')

@@ -12,6 +12,9 @@ case ":$PATH:" in *":$VIRTUAL_ENV/bin:"*) ;; *) export PATH="$VIRTUAL_ENV/bin:$P
 case ":${AMENT_PREFIX_PATH:-}:" in *":$VIRTUAL_ENV:"*) ;; *) export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}" ;; esac
 # shellcheck disable=SC1091
 source "$_lumina_root/install/setup.bash"
+# The package's executables (lumina_launch, the nodes) by name, as `ros2 run lumina_nodes <name>` would find them.
+case ":$PATH:" in *":$_lumina_root/install/lumina_nodes/lib/lumina_nodes:"*) ;;
+  *) export PATH="$_lumina_root/install/lumina_nodes/lib/lumina_nodes:$PATH" ;; esac
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 # Discovery stays on this host: no multicast beyond loopback.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST

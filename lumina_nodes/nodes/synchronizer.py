@@ -51,15 +51,26 @@ NODE_PARAMS = (
 )
 
 
+# Descriptor ranges of the tunable kernel settings (SyncConfig.validate() checks every field either way).
+CONFIG_RANGES = {
+    'rate_hz': (1.0, 1000.0), 'kuramoto_coupling': (0.0, 100.0), 'kp': (0.0, 100.0), 'ki': (0.0, 100.0),
+    'max_offset_hz': (0.0, 10.0), 'max_slew_hz_per_s': (0.0, 100.0), 'silence_timeout_s': (0.01, 60.0),
+    'lock_threshold_rad': (0.001, 3.14159), 'channel_spacing_hz': (0.001, 10.0), 'coupling_scale': (0.0, 10.0),
+}
+# Settings fixed at start (the loop rate sets the timer; the block size the buffers).
+CONFIG_READ_ONLY = ('rate_hz', 'chunk')
+
+
 def config_params():
-    """One ROS parameter per SyncConfig field, with the field's description and range (field metadata)."""
+    """One ROS parameter per SyncConfig field; descriptions come from the SyncConfig docstring."""
+    docs = dict(re.findall(r'^    (\w+) : [^\n]+\n((?:        [^\n]+\n)+)', SyncConfig.__doc__, re.M))
     params = []
     for field in dataclasses.fields(SyncConfig):
-        meta = field.metadata
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        low, high = meta.get('range', (None, None))
-        params.append(Param(field.name, default, meta.get('description', field.name), low, high,
-                            read_only=meta.get('read_only', False), choices=tuple(meta.get('choices', ()))))
+        low, high = CONFIG_RANGES.get(field.name, (None, None))
+        description = ' '.join(docs.get(field.name, field.name).split())
+        params.append(Param(field.name, field.default, description, low, high,
+                            read_only=field.name in CONFIG_READ_ONLY,
+                            choices=('controller', 'kuramoto') if field.name == 'mode' else ()))
     return tuple(params)
 
 
@@ -111,7 +122,7 @@ class Synchronizer(Node):
         self.last_tick = None
         self.pending_stamp = None  # newest state stamp not yet answered by a tick
         self.last_result = None
-        self.stage_scale = {}
+        self.jewel_scale = np.ones(0)  # Bio-Dream coupling scale per kernel slot
         self.create_timer(self.period / 4, self._on_watchdog)
 
         listed = [ns for ns in values['drivers'] if ns]
@@ -168,7 +179,7 @@ class Synchronizer(Node):
             driver.batches_rejected += 1
             return
         driver.ids_field = msg.ids
-        driver.slots = report.slots
+        driver.slots = self.kernel.register(driver.key, ids)  # cached: the same ids as last time cost nothing
         driver.batches += 1
         driver.last_stamp = stamp
         driver.last_arrival = time.monotonic()
@@ -228,19 +239,20 @@ class Synchronizer(Node):
         msg.header.stamp = stamp_msg
         for index, cluster in enumerate(result.clusters):
             msg.clusters.append(ClusterState(
-                index=index, size=int(cluster.size), center_frequency=cluster.center_frequency,
+                index=index, size=cluster.size, center_frequency=cluster.center_frequency,
                 frequency_spread=cluster.frequency_spread, order_parameter=cluster.order_parameter,
                 mean_phase=cluster.mean_phase, target_frequency=cluster.target_frequency,
                 resolution=RESOLUTIONS[cluster.resolution]))
-        names = {d.key: d for d in self.drivers.values()}
+        by_key = {d.key: d for d in self.drivers.values()}
         now = time.monotonic()
-        for plaza in result.drivers:
-            driver = names.get(plaza.driver_key)
+        table = result.drivers
+        for k, key in enumerate(table.driver_key.tolist()):
+            driver = by_key.get(key)
             if driver is None:
                 continue
             msg.plazas.append(PlazaSync(
-                driver_id=driver.driver_id, jewels_total=int(plaza.total), jewels_active=int(plaza.active),
-                order_parameter=plaza.order_parameter, lock_fraction=plaza.lock_fraction,
+                driver_id=driver.driver_id, jewels_total=int(table.total[k]), jewels_active=int(table.active[k]),
+                order_parameter=float(table.order_parameter[k]), lock_fraction=float(table.lock_fraction[k]),
                 last_report_age=now - driver.last_arrival if driver.last_arrival else float('inf')))
         # Percentiles over the window are refreshed once a second; the counters on every tick.
         if self.timing is None or self.stats.ticks % max(1, int(self.config.rate_hz)) == 0:
@@ -259,8 +271,16 @@ class Synchronizer(Node):
         if not np.all(np.isfinite(probabilities)) or probabilities.sum() <= 0:
             self.ingest_rejects['biodream_invalid'] = self.ingest_rejects.get('biodream_invalid', 0) + 1
             return
+        slot = int(self.kernel.lookup(np.array([sample.jewel_id], np.uint32))[0])
+        if slot < 0:
+            self.ingest_rejects['biodream_unknown_jewel'] = self.ingest_rejects.get('biodream_unknown_jewel', 0) + 1
+            return
         scale = float(probabilities @ np.asarray(self.values['coupling_by_stage']) / probabilities.sum())
-        self.kernel.set_jewel_coupling_scale(np.array([sample.jewel_id], np.uint32), np.array([scale]))
+        total = self.kernel.jewels_total
+        if self.jewel_scale.size < total:
+            self.jewel_scale = np.concatenate([self.jewel_scale, np.ones(total - self.jewel_scale.size)])
+        self.jewel_scale[slot] = scale
+        self.kernel.set_coupling_scale(self.jewel_scale[:total])
 
     def _on_set_rhythm(self, request, response):
         try:

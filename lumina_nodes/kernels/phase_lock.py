@@ -1,0 +1,1428 @@
+"""Phase-locking kernel of the Lumina synchronizer (plain numpy; no rclpy).
+
+The ROS node wraps one :class:`PhaseLockKernel`: it calls :meth:`PhaseLockKernel.ingest` once per received
+driver state batch, :meth:`PhaseLockKernel.step` once per tick (50 Hz), then
+:meth:`PhaseLockKernel.commands_for` with the slots of each driver's last batch.
+
+Model and units
+---------------
+Jewel ``i`` pulses at phase ``theta_i`` (rad) with frequency ``f_i = natural_i(t) + offset_i`` (Hz).
+``natural_i`` is unknown and drifts slowly; ``offset_i`` is the correction this kernel commands. Devices clamp
+``|offset| <= max_offset_hz`` and slew towards the commanded offset (no phase jumps). All times are seconds on
+the kernel clock (the ``now`` passed in and the reports' ``sample_time``); all frequencies are Hz; phases in the
+public API are radians. Internally phases are kept in *cycles* (rad / 2 pi), wrapped to [-0.5, 0.5) with
+``x - rint(x)`` (no trig).
+
+Controller (``mode='controller'``), per active jewel (e in cycles, frequencies in Hz, s = coupling scale)::
+
+    every tick:
+      e_i     = wrap(psi_ref_i - theta_hat_i)                  theta_hat_i = theta_i + f_rep_i * (now - t_i)
+      target  = s * kp * e_i - g_i  =  (Omega_i - nat_i) + s * kp * e_i + I_i     (feed-forward + P + I)
+      cmd_i  += clip(clip(target, +-max_offset_hz) - cmd_i, +-max_slew_hz_per_s * dt)
+    every integral_every_ticks ticks (dt_s = time since the last such tick):
+      nat_i  += min(1, dt_s / frequency_filter_s) * (raw_i - nat_i)  raw_i = frequency - frequency_offset (latest)
+      I_i     = clip(I_i + s * ki * dt_s * clip(e_i, +-integral_zone_cycles), +-integral_limit_hz)
+      g_i     = nat_i - I_i - Omega_i
+
+``Omega_i`` is the jewel's target frequency: the population mean of ``nat`` (default), a cluster merge target,
+its cluster's channel frequency, or a steered reference (:meth:`PhaseLockKernel.set_reference`);
+``psi_ref_i`` advances at ``Omega_i``. The feed-forward removes each jewel's detuning, the integral any residual
+bias, so the loop is type 2 (zero steady phase error for a constant detuning). The default
+``kp = 2 * max_slew_hz_per_s / max_offset_hz`` is the largest proportional gain whose saturated approach never
+needs a faster deceleration than the slew limit allows (no overshoot from the comfort limit).
+
+``mode='kuramoto'`` is the reference plain mean-field Kuramoto: ``offset_i = s*K*r*sin(psi - theta_i)/(2 pi)`` Hz,
+computed trig-free per jewel from the float32 ``cos/sin`` of the wrapped errors (``r sin(psi-theta) =
+Y cos(theta) - X sin(theta)``), clamped and slew-limited like the controller.
+
+Hot path: everything per tick is O(N), vectorised, uses preallocated buffers, float32 state and float32 trig
+(no float64 sin/cos anywhere), float32 BLAS sums inside a block (``exact_sums=True``: float64) and float64
+accumulation across blocks, and
+runs in cache-sized blocks of ``SyncConfig.chunk`` slots (a loop over blocks, never over jewels or clusters).
+Amortised work: the natural-frequency filter, the integrator and the population mean run every
+``integral_every_ticks`` ticks (default 4); cluster detection every ``cluster_every_ticks`` ticks (default 10 =
+200 ms, a histogram of a strided sample of <= ``cluster_sample_size`` jewels); the channel allocation only
+when the cluster structure changes. r, psi, lock figures, per-driver and per-cluster order parameters are
+computed every tick. Float32 is ample here: phases are wrapped to +-0.5 cycle (resolution ~6e-8 cycle),
+offsets and frequencies <= 20 Hz (resolution ~1e-6 Hz); absolute times stay float64.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+TWO_PI = 2.0 * math.pi
+INV_TWO_PI = 1.0 / TWO_PI
+
+#: Rejection reasons, in the order they are tested (an element is counted once, under its first reason).
+REJECT_REASONS = (
+    'duplicate_id',    # the id occurs more than once in the batch (all its occurrences are rejected)
+    'id_conflict',     # the id is owned by another driver that reported it within silence_timeout_s
+    'non_finite',      # phase, frequency or frequency_offset is NaN or infinite
+    'bad_frequency',   # frequency <= 0 or > max_frequency_hz
+    'bad_offset',      # |frequency_offset| > max_frequency_hz
+    'bad_phase',       # |phase| > 64 pi (not a wrapped phase)
+    'future_sample',   # sample_time > now + future_tolerance_s
+    'expired_sample',  # sample_time < now - silence_timeout_s
+    'out_of_order',    # sample_time older than the last accepted sample of that jewel
+)
+#: Whole-message rejection reasons (every element of the message is counted under it).
+MESSAGE_REASONS = ('length_mismatch', 'bad_ids', 'bad_array')
+
+_MAX_ABS_PHASE = 64 * math.pi
+_mn = np.minimum.reduce   # direct ufunc reductions (NaN-propagating; skip ndarray.min's Python layer)
+_mx = np.maximum.reduce
+try:  # the clip ufunc itself (np.clip adds ~3 us of Python wrapping per call)
+    from numpy._core.umath import clip as _clip
+except ImportError:  # pragma: no cover
+    _clip = np.clip
+_NEVER = -1e30   # sample time of a never-sampled slot (finite in float32 too: age * f stays finite, no NaN)
+_CODE = {name: i + 1 for i, name in enumerate(REJECT_REASONS)}
+RESOLUTIONS = ('none', 'merging', 'separate_channel')
+_ZERO_COUNTS = dict.fromkeys(REJECT_REASONS + MESSAGE_REASONS, 0)
+
+
+# ----------------------------------------------------------------------------------------------- configuration
+@dataclasses.dataclass
+class SyncConfig:
+    """Synchronizer parameters (SI units: s, Hz, rad). :meth:`validate` lists what is wrong, if anything.
+
+    Attributes
+    ----------
+    rate_hz : float
+        Tick rate of :meth:`PhaseLockKernel.step` (Hz); used for the first tick and for the filter constant.
+    mode : {'controller', 'kuramoto'}
+        Per-jewel type-2 controller, or the reference plain mean-field Kuramoto.
+    kuramoto_coupling : float
+        Kuramoto coupling K (rad/s), used in ``'kuramoto'`` mode. 5 Kc for f ~ N(1, 0.05) Hz is 2.507 rad/s.
+    kp : float
+        Proportional gain (1/s): Hz of offset per cycle of phase error (= rad/s per rad). The default 4.0 equals
+        ``2 * max_slew_hz_per_s / max_offset_hz`` (fastest gain whose saturated approach never needs more
+        deceleration than the slew limit allows).
+    ki : float
+        Integral gain (1/s^2): Hz of offset per second per cycle of phase error.
+    integral_zone_cycles : float
+        The integrator sees the error clipped to +- this (cycles), so the large acquisition errors do not wind it up.
+    integral_limit_hz : float
+        Clamp of the integral term (Hz).
+    integral_every_ticks : int
+        The integrator (and the population mean frequency) is updated every this many ticks with the accumulated
+        dt (amortised cost; the integral loop is far slower than the tick rate).
+    frequency_filter_s : float
+        Time constant (s) of the per-sample filter of ``frequency - frequency_offset`` (natural-frequency estimate).
+    max_offset_hz : float
+        Comfort limit: the command never exceeds +- this (Hz).
+    max_slew_hz_per_s : float
+        The command never changes faster than this (Hz/s).
+    silence_timeout_s : float
+        A jewel with no accepted sample for longer than this is silent: excluded from r, psi, clusters and driven
+        to 0 offset; its next sample re-captures it (fresh filter, integrator reset).
+    future_tolerance_s : float
+        Samples stamped later than ``now + future_tolerance_s`` are rejected.
+    max_frequency_hz : float
+        Reported frequencies above this (Hz) are absurd and rejected (as are frequencies <= 0).
+    lock_threshold_rad : float
+        A jewel counts as locked when its wrapped error to its target is below this (rad).
+    cluster_gap_hz : float
+        Detection threshold: two groups of natural frequencies are separate clusters when an (almost) empty gap at
+        least this wide (Hz) lies between them.
+    cluster_min_fraction : float
+        A cluster must hold at least this fraction of the active jewels; smaller groups join the nearest cluster.
+    cluster_min_size : int
+        ... and at least this many jewels.
+    cluster_gap_spacing_factor : float
+        A gap must also be this many times the typical neighbour spacing (interquartile range / active count), so
+        sparse populations (tens of jewels) are not split at chance gaps.
+    cluster_noise_fraction : float
+        A histogram bin holding at most this fraction of the active jewels counts as empty (gap).
+    cluster_valley_fraction : float
+        A histogram bin (width cluster_gap_hz / 4) holding at most this fraction of the fullest bin also counts as
+        empty, so two dense groups separate at their valley, not only at a completely empty gap.
+    cluster_every_ticks : int
+        Cluster detection runs every this many ticks (amortised cost); per-cluster figures are reported every tick.
+    cluster_sample_size : int
+        Detection histograms an evenly strided sample of at most about this many jewels (a 5 % cluster still has
+        ~800 members in it); per-jewel labels are computed over all jewels only when there are >= 2 clusters.
+    cluster_confirm : int
+        A new cluster structure must be seen on this many consecutive detections before it is acted on.
+    cluster_span_hz : float
+        The detection histogram covers the population mean +- this (Hz); natural frequencies outside are clipped in.
+    merge_margin : float
+        Clusters are merged onto one rhythm when every member's detuning from it is within
+        ``merge_margin * max_offset_hz`` (the rest of the comfort range is kept for phase correction).
+    channel_spacing_hz : float
+        Channel grid (Hz) for clusters that cannot merge: cluster j goes to a distinct grid frequency.
+    coupling_scale : float
+        Gain multiplier (Bio-Dream hook): scales kp and ki (controller) or K (kuramoto). See
+        :meth:`PhaseLockKernel.set_coupling_scale` for per-jewel scales.
+    chunk : int
+        Block size (slots) of the cache-blocked hot loop.
+    exact_sums : bool
+        False (default): the per-block sums of cos/sin are one float32 BLAS matrix-vector product (measured error
+        <= 1e-6 of the block size near lock, i.e. <= 1e-6 in r), accumulated in float64 across blocks.
+        True: float64-accumulating reductions inside blocks too (about 0.6 ns/jewel slower).
+    """
+
+    rate_hz: float = 50.0
+    mode: str = 'controller'
+    kuramoto_coupling: float = 2.507
+    kp: float = 4.0
+    ki: float = 2.0
+    integral_zone_cycles: float = 0.01
+    integral_limit_hz: float = 0.1
+    integral_every_ticks: int = 4
+    frequency_filter_s: float = 0.2
+    max_offset_hz: float = 0.25
+    max_slew_hz_per_s: float = 0.5
+    silence_timeout_s: float = 0.5
+    future_tolerance_s: float = 0.05
+    max_frequency_hz: float = 20.0
+    lock_threshold_rad: float = 0.1
+    cluster_gap_hz: float = 0.005
+    cluster_min_fraction: float = 0.05
+    cluster_min_size: int = 5
+    cluster_gap_spacing_factor: float = 25.0
+    cluster_noise_fraction: float = 1e-5
+    cluster_valley_fraction: float = 0.02
+    cluster_every_ticks: int = 10
+    cluster_sample_size: int = 16384
+    cluster_confirm: int = 2
+    cluster_span_hz: float = 2.0
+    merge_margin: float = 0.8
+    channel_spacing_hz: float = 0.05
+    coupling_scale: float = 1.0
+    chunk: int = 65536
+    exact_sums: bool = False
+
+    def validate(self) -> list[str]:
+        """Return human-readable errors (empty list when the configuration is usable)."""
+        errors = []
+
+        def num(name, lo=None, hi=None, lo_open=True, integer=False):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                errors.append(f'{name} must be a number, got {v!r}')
+                return
+            if integer and int(v) != v:
+                errors.append(f'{name} must be an integer, got {v!r}')
+                return
+            if not math.isfinite(float(v)):
+                errors.append(f'{name} must be finite, got {v!r}')
+                return
+            if lo is not None and (v <= lo if lo_open else v < lo):
+                errors.append(f'{name} must be {">" if lo_open else ">="} {lo}, got {v!r}')
+            if hi is not None and v > hi:
+                errors.append(f'{name} must be <= {hi}, got {v!r}')
+
+        num('rate_hz', 0, 10000)
+        if self.mode not in ('controller', 'kuramoto'):
+            errors.append(f"mode must be 'controller' or 'kuramoto', got {self.mode!r}")
+        num('kuramoto_coupling', 0, lo_open=False)
+        num('kp', 0, lo_open=False)
+        num('ki', 0, lo_open=False)
+        num('integral_zone_cycles', 0, 0.5)
+        num('integral_limit_hz', 0, lo_open=False)
+        num('integral_every_ticks', 0, 1000, integer=True)
+        num('frequency_filter_s', 0)
+        num('max_offset_hz', 0, 10)
+        num('max_slew_hz_per_s', 0)
+        num('silence_timeout_s', 0)
+        num('future_tolerance_s', 0, lo_open=False)
+        num('max_frequency_hz', 0, 1000)
+        num('lock_threshold_rad', 0, math.pi)
+        num('cluster_gap_hz', 0)
+        num('cluster_min_fraction', 0, 0.5)
+        num('cluster_min_size', 0, 1e9, lo_open=False, integer=True)
+        num('cluster_gap_spacing_factor', 0, lo_open=False)
+        num('cluster_noise_fraction', 0, 0.1, lo_open=False)
+        num('cluster_valley_fraction', 0, 0.5, lo_open=False)
+        num('cluster_every_ticks', 0, 10000, integer=True)
+        num('cluster_sample_size', 100, 1e9, integer=True)
+        num('cluster_confirm', 0, 100, integer=True)
+        num('cluster_span_hz', 0, 100)
+        num('merge_margin', 0, 1)
+        num('channel_spacing_hz', 0)
+        num('coupling_scale', 0, 100, lo_open=False)
+        num('chunk', 255, 1 << 24, integer=True)
+        if not isinstance(self.exact_sums, (bool, np.bool_)):
+            errors.append(f'exact_sums must be a bool, got {self.exact_sums!r}')
+        if not errors and self.cluster_span_hz / (self.cluster_gap_hz / 4.0) > 2_000_000:
+            errors.append('cluster_span_hz / cluster_gap_hz too large (histogram would exceed 8e6 bins)')
+        return errors
+
+
+# ----------------------------------------------------------------------------------------------------- results
+@dataclasses.dataclass
+class IngestReport:
+    """Outcome of one :meth:`PhaseLockKernel.ingest` call.
+
+    Attributes
+    ----------
+    received : int
+        Elements in the message.
+    accepted : int
+        Elements stored (rejected elements are never used).
+    rejected : dict[str, int]
+        Count per reason in :data:`REJECT_REASONS` and :data:`MESSAGE_REASONS` (zeros included).
+    message_error : str or None
+        Why the whole message was rejected, if it was.
+    """
+
+    received: int = 0
+    accepted: int = 0
+    rejected: dict = dataclasses.field(default_factory=_ZERO_COUNTS.copy)
+    message_error: str | None = None
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+class ClusterRecord(NamedTuple):
+    size: int                 # active jewels in the cluster
+    center_frequency: float   # mean natural-frequency estimate (Hz)
+    frequency_spread: float   # standard deviation of the natural-frequency estimates (Hz)
+    order_parameter: float    # |mean exp(i theta)| over the cluster
+    mean_phase: float         # rad, in (-pi, pi]
+    target_frequency: float   # Hz, the rhythm the cluster is driven to
+    resolution: str           # 'none' | 'merging' | 'separate_channel'
+    lock_fraction: float      # members within lock_threshold_rad of their target
+
+
+@dataclasses.dataclass
+class ClusterTable:
+    """Per-cluster figures as arrays of shape (k,), sorted by centre frequency; iterate for :class:`ClusterRecord`."""
+
+    size: np.ndarray
+    center_frequency: np.ndarray
+    frequency_spread: np.ndarray
+    order_parameter: np.ndarray
+    mean_phase: np.ndarray
+    target_frequency: np.ndarray
+    resolution: str
+    lock_fraction: np.ndarray
+
+    def __len__(self):
+        return int(self.size.shape[0])
+
+    def __getitem__(self, j) -> ClusterRecord:
+        return ClusterRecord(int(self.size[j]), float(self.center_frequency[j]), float(self.frequency_spread[j]),
+                             float(self.order_parameter[j]), float(self.mean_phase[j]),
+                             float(self.target_frequency[j]), self.resolution, float(self.lock_fraction[j]))
+
+    def __iter__(self):
+        return (self[j] for j in range(len(self)))
+
+
+@dataclasses.dataclass
+class DriverTable:
+    """Per-driver figures, arrays of shape (n_drivers,) in registration order.
+
+    ``order_parameter`` is measured in each jewel's own target frame (equal to the plain r of that driver's
+    jewels when the city has one rhythm); ``lock_fraction`` = locked / active (0 when none active).
+    Arrays are shared with the kernel's bookkeeping until the next tick: copy to keep them.
+    """
+
+    driver_key: np.ndarray
+    order_parameter: np.ndarray
+    lock_fraction: np.ndarray
+    active: np.ndarray
+    total: np.ndarray
+
+
+@dataclasses.dataclass
+class TickResult:
+    """Figures of one tick. Phases in rad, frequencies in Hz.
+
+    ``lock_fraction`` and ``rms_phase_error`` are measured against each active jewel's target (its cluster's
+    channel when clusters run on separate channels); ``order_parameter``/``mean_phase`` are the plain Kuramoto
+    ``r exp(i psi) = mean exp(i theta_hat)`` over active jewels (theta_hat = last report predicted to now).
+    """
+
+    time: float
+    order_parameter: float
+    mean_phase: float
+    collective_frequency: float
+    reference_frequency: float
+    lock_fraction: float
+    rms_phase_error: float
+    jewels_total: int
+    jewels_active: int
+    jewels_silent: int
+    clusters: ClusterTable
+    drivers: DriverTable
+    mode: str
+
+
+class _DriverCache:
+    __slots__ = ('ids', 'slots', 'start', 'version', 'last_t')
+
+    def __init__(self, ids, slots, start, version):
+        self.ids, self.slots, self.start, self.version = ids, slots, start, version
+        self.last_t = None   # every slot of this batch last accepted a sample at exactly this time (fast path)
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def wrap_phase(x, out=None):
+    """Wrap radians to [-pi, pi] trig-free: ``x - 2 pi rint(x / 2 pi)``. Array or scalar; ``out`` optional."""
+    if np.isscalar(x) and out is None:
+        return x - TWO_PI * round(x * INV_TWO_PI)
+    k = np.multiply(x, INV_TWO_PI)
+    np.rint(k, out=k)
+    k *= TWO_PI
+    return np.subtract(x, k, out=out)
+
+
+def _wrap_c(x: float) -> float:
+    return x - round(x)
+
+
+def assign_channels(centers, sizes=None, spacing_hz: float = 0.05, *, power: float = 2.0) -> np.ndarray:
+    """Give each cluster a distinct frequency on the grid ``spacing_hz * integer``, minimising
+    ``sum_j w_j * |centers_j - channel_j| ** power`` (``power >= 1``, a convex 1-D cost).
+
+    Unweighted (``sizes`` None or all equal): the cost is Monge, so an optimal assignment keeps the sorted order
+    (SYNC_SCIENCE 1.9) and a monotone dynamic programme over the k sorted clusters and m candidate channels is
+    exact in O(k m). Weighted (w_j = cluster sizes, so big clusters move least): the weights break the Monge
+    property, so the k x m problem is solved exactly with ``scipy.optimize.linear_sum_assignment`` (k is a handful;
+    both run only when the cluster structure changes, never per tick).
+
+    Parameters
+    ----------
+    centers : array_like, shape (k,)
+        Cluster centre frequencies (Hz), any order.
+    sizes : array_like, shape (k,), optional
+        Cluster weights (jewel counts).
+    spacing_hz : float
+        Channel grid spacing (Hz).
+
+    Returns
+    -------
+    channels : ndarray, shape (k,), float64
+        Channel frequency (Hz) per cluster, in the order of ``centers``; all distinct.
+    """
+    c = np.asarray(centers, dtype=np.float64)
+    k = c.shape[0]
+    if k == 0:
+        return np.empty(0)
+    w = np.ones(k) if sizes is None else np.asarray(sizes, dtype=np.float64)
+    order = np.argsort(c, kind='stable')
+    cs, ws = c[order], w[order]
+    lo = math.floor(cs[0] / spacing_hz) - k
+    hi = math.ceil(cs[-1] / spacing_hz) + k
+    grid = np.arange(lo, hi + 1, dtype=np.float64) * spacing_hz          # (m,)
+    m = grid.shape[0]
+    cost = ws[:, None] * np.abs(cs[:, None] - grid[None, :]) ** power   # (k, m)
+    channels = np.empty(k)
+    if not np.all(ws == ws[0]):
+        from scipy.optimize import linear_sum_assignment
+        rows, cols = linear_sum_assignment(cost)
+        channels[order[rows]] = grid[cols]
+        return channels
+    idx = np.arange(m)
+    d = cost[0].copy()
+    back = np.empty((k, m), dtype=np.intp)
+    for j in range(1, k):  # loop over clusters: allocation events only
+        run_min = np.minimum.accumulate(d)
+        run_arg = np.maximum.accumulate(np.where(d == run_min, idx, 0))
+        prev = np.empty(m)
+        prev[0] = np.inf
+        prev[1:] = run_min[:-1]
+        back[j, 0] = 0
+        back[j, 1:] = run_arg[:-1]
+        d = prev + cost[j]
+    out_sorted = np.empty(k, dtype=np.intp)
+    out_sorted[-1] = int(np.argmin(d))
+    for j in range(k - 1, 0, -1):
+        out_sorted[j - 1] = back[j, out_sorted[j]]
+    channels[order] = grid[out_sorted]
+    return channels
+
+
+# ------------------------------------------------------------------------------------------------------ kernel
+class PhaseLockKernel:
+    """Central phase-locking synchronizer for N jewels (N from 1 to ~1e6), all arrays preallocated per slot.
+
+    Parameters
+    ----------
+    capacity : int
+        Initial number of jewel slots; grows by doubling when more jewels register.
+    config : SyncConfig
+        Parameters; replaced (after :meth:`SyncConfig.validate`) with :meth:`set_config`.
+
+    Notes
+    -----
+    Per-slot state, shape (capacity,): ``slot_id`` uint32; ``owner`` int32 driver index (-1 none); ``t_s``
+    float64 last accepted sample time (s); float32: ``th`` last phase (cycles), ``f_rep`` last reported frequency
+    (Hz), ``raw`` last ``frequency - frequency_offset`` (Hz), ``nat`` filtered natural frequency (Hz), ``integ``
+    integral term (Hz), ``g = nat - integ - target_frequency`` (Hz, refreshed on slow ticks), ``cmd`` commanded
+    offset (Hz), ``err`` wrapped error to target at the last tick (cycles); ``active`` bool; ``labels`` intp
+    cluster index (valid when >= 2 clusters).
+
+    Typical use (what the ROS node does)::
+
+        k = PhaseLockKernel(10_000, SyncConfig())
+        rep = k.ingest(key, ids, phase, frequency, frequency_offset, stamp, now)   # per state batch
+        res = k.step(now)                                                          # per 50 Hz tick
+        offsets = k.commands_for(key, k.register(key, ids))                        # per driver
+    """
+
+    def __init__(self, capacity: int = 1024, config: SyncConfig | None = None):
+        self.config = config if config is not None else SyncConfig()
+        errs = self.config.validate()
+        if errs:
+            raise ValueError('invalid SyncConfig: ' + '; '.join(errs))
+        self._cap = 0
+        self._n = 0
+        self._alloc(max(int(capacity), 16))
+        self._map_ids = np.empty(0, dtype=np.uint32)
+        self._map_slots = np.empty(0, dtype=np.intp)
+        self._drv_index: dict[int, int] = {}
+        self._drv_keys: list[int] = []
+        self._cache: dict[int, _DriverCache] = {}
+        self._own_version = 0
+        self._runs_key = None
+        self._chunk_runs = []
+        self._drv_total = np.zeros(1, dtype=np.intp)
+        self._scale_arr = None
+        self._alloc_buffers()
+        # reference state
+        self._psi_ref = 0.0            # cycles, wrapped
+        self._omega_ref = None         # Hz (what psi_ref advances at)
+        self._omega_pop = None         # Hz, last population mean of nat
+        self._user_ref = None
+        self._user_ref_slew = 0.0
+        self._need_ref_init = True
+        self._last_step = None
+        self._last_psi = 0.0
+        self._now = -math.inf
+        self._tick = 0
+        self._views_key = None
+        self._views = []
+        self._force_slow = False
+        self._dacc = np.zeros((4, 1))
+        self._drv_keys_arr = np.zeros(0, np.int64)
+        self._slow_dt = 0.0
+        self._gen_writes = 0
+        # clusters
+        self._k = 1
+        self._resolution = 'none'
+        self._sep = False
+        self._merge_target = None
+        self._psi_tab = np.zeros(1)
+        self._om_tab = np.zeros(1)
+        self._cl_center = np.zeros(1)
+        self._cl_spread = np.zeros(1)
+        self._cand_k = 1
+        self._cand_count = 0
+        self._pending = None
+
+    # ------------------------------------------------------------------ storage
+    _SLOT_FIELDS = (('_slot_id', np.uint32, 0), ('_owner', np.int32, -1), ('_t_s', np.float64, _NEVER),
+                    ('_th', np.float32, 0.0), ('_f_rep', np.float32, 0.0), ('_nat', np.float32, 0.0),
+                    ('_integ', np.float32, 0.0), ('_cmd', np.float32, 0.0), ('_err', np.float32, 0.0),
+                    ('_g', np.float32, 0.0), ('_raw', np.float32, 0.0),
+                    ('_active', np.bool_, False), ('_labels', np.intp, 0), ('_scratch', np.intp, 0))
+
+    def _alloc(self, cap):
+        for name, dt, fill in self._SLOT_FIELDS:
+            new = np.full(cap, fill, dtype=dt)
+            if self._cap:
+                new[:self._n] = getattr(self, name)[:self._n]
+            setattr(self, name, new)
+        if getattr(self, '_scale_arr', None) is not None:
+            new = np.full(cap, float(self.config.coupling_scale))
+            new[:self._n] = self._scale_arr[:self._n]
+            self._scale_arr = new
+        if getattr(self, '_kcs', None) is not None:
+            self._kcs = np.zeros((2, cap), np.float32)
+        self._cap = cap
+
+    def _alloc_buffers(self):
+        ch = int(self.config.chunk)
+        self._bx = np.empty(ch, np.float32)
+        self._bt = np.empty(ch, np.float32)
+        self._bp = np.empty(ch, np.float32)
+        self._bo = np.empty(ch, np.float32)
+        self._bcs = np.empty((2, ch), np.float32)    # cos / sin rows: one reduction gives both sums
+        self._ones32 = np.ones(ch, np.float32)
+        self._bm = np.empty(ch, np.bool_)
+        self._runs_key = None
+        self._kcs = None
+        self._blk_t = []
+        self._blk_all_act = []
+
+    @property
+    def capacity(self) -> int:
+        return self._cap
+
+    @property
+    def jewels_total(self) -> int:
+        return self._n
+
+    def set_config(self, config: SyncConfig) -> list[str]:
+        """Replace the configuration if it validates; return the errors (empty list = applied)."""
+        errs = config.validate()
+        if errs:
+            return errs
+        rebuf = int(config.chunk) != int(self.config.chunk)
+        self.config = config
+        self._force_slow = True
+        if rebuf:
+            self._alloc_buffers()
+        return []
+
+    # ------------------------------------------------------------------ registration
+    def _driver(self, driver_key) -> int:
+        d = self._drv_index.get(driver_key)
+        if d is None:
+            d = len(self._drv_keys)
+            self._drv_index[driver_key] = d
+            self._drv_keys.append(driver_key)
+            self._runs_key = None
+        return d
+
+    def register(self, driver_key: int, ids: np.ndarray) -> np.ndarray:
+        """Map jewel ids to slots (vectorised), creating slots for new ids.
+
+        Parameters
+        ----------
+        driver_key : int
+            The reporting driver.
+        ids : ndarray, shape (n,), uint32
+            Jewel ids (unique city-wide).
+
+        Returns
+        -------
+        slots : ndarray, shape (n,), intp
+            Slot per id; -1 where the id is rejected (duplicate in the batch, or owned by another driver that
+            reported it within ``silence_timeout_s``). Repeating the previous ids array of a driver costs one
+            comparison with the cached copy and returns the cached slots array (treat it as read-only).
+
+        Raises
+        ------
+        ValueError
+            If ``ids`` is not a 1-D array of integers in the uint32 range.
+        """
+        ids = np.asarray(ids)
+        if ids.ndim != 1 or (ids.dtype != np.uint32 and (ids.dtype.kind not in 'iu' or (
+                ids.size and (int(ids.min()) < 0 or int(ids.max()) > 0xFFFFFFFF)))):
+            raise ValueError(f'ids must be a 1-D array of uint32 values, got {ids.dtype} shape {ids.shape}')
+        return self._register(driver_key, ids, self._now)[0]
+
+    def lookup(self, ids) -> np.ndarray:
+        """Slots of known jewel ids without registering new ones: shape (n,) intp, -1 for an unknown id."""
+        ids = np.asarray(ids, dtype=np.uint32)
+        if not self._map_ids.shape[0]:
+            return np.full(ids.shape[0], -1, dtype=np.intp)
+        pos = np.minimum(np.searchsorted(self._map_ids, ids), self._map_ids.shape[0] - 1)
+        return np.where(self._map_ids[pos] == ids, self._map_slots[pos], -1).astype(np.intp)
+
+    def _register(self, driver_key, ids, now):
+        d = self._driver(driver_key)
+        c = self._cache.get(d)
+        n = ids.shape[0]
+        if c is not None and c.version == self._own_version and c.ids.shape[0] == n and ids.dtype == c.ids.dtype:
+            if (c.ids.tobytes() == ids.tobytes()) if n <= 4096 else bool(np.equal(c.ids, ids).all()):
+                return c.slots, None, c.start
+        ids = ids.astype(np.uint32, copy=False)
+        if self._map_ids.shape[0]:
+            pos = np.searchsorted(self._map_ids, ids)
+            np.minimum(pos, self._map_ids.shape[0] - 1, out=pos)
+            found = self._map_ids[pos] == ids
+            slots = np.where(found, self._map_slots[pos], -1)
+        else:
+            found = np.zeros(n, dtype=bool)
+            slots = np.full(n, -1, dtype=np.intp)
+        if not found.all():
+            miss = ~found
+            new_ids = np.unique(ids[miss])
+            m = new_ids.shape[0]
+            start = self._n
+            if start + m > self._cap:
+                cap = self._cap
+                while cap < start + m:
+                    cap *= 2
+                self._alloc(cap)
+            new_slots = np.arange(start, start + m, dtype=np.intp)
+            self._n = start + m
+            self._slot_id[new_slots] = new_ids
+            all_ids = np.concatenate([self._map_ids, new_ids])
+            all_slots = np.concatenate([self._map_slots, new_slots])
+            order = np.argsort(all_ids, kind='stable')
+            self._map_ids, self._map_slots = all_ids[order], all_slots[order]
+            slots[miss] = new_slots[np.searchsorted(new_ids, ids[miss])]
+            self._runs_key = None
+        codes = None
+        # duplicates within the batch, O(n): the last writer wins the scratch slot
+        ar = np.arange(n, dtype=np.intp)
+        self._scratch[slots] = ar
+        dup_first = self._scratch[slots] != ar
+        if dup_first.any():
+            dup = np.isin(slots, np.unique(slots[dup_first]))
+            codes = np.zeros(n, dtype=np.int8)
+            codes[dup] = _CODE['duplicate_id']
+        # ownership
+        own = self._owner[slots]
+        other = own != d
+        if codes is not None:
+            other &= codes == 0
+        if other.any():
+            oi = np.flatnonzero(other)
+            os_ = slots[oi]
+            fresh = (own[oi] >= 0) & (self._t_s[os_] >= now - self.config.silence_timeout_s)
+            if fresh.any():
+                if codes is None:
+                    codes = np.zeros(n, dtype=np.int8)
+                codes[oi[fresh]] = _CODE['id_conflict']
+            take = os_[~fresh]
+            if take.shape[0]:
+                self._owner[take] = d
+                self._t_s[take] = _NEVER
+                self._integ[take] = 0.0
+                self._g[take] = self._nat[take]
+                self._blocks_dirty(take)
+                self._own_version += 1
+        start = -1
+        if codes is None:
+            if n and slots[-1] - slots[0] == n - 1 and (n == 1 or bool((np.diff(slots) == 1).all())):
+                start = int(slots[0])
+            self._cache[d] = _DriverCache(ids.copy(), slots, start, self._own_version)
+        else:
+            slots = slots.copy()
+            slots[codes != 0] = -1
+        return slots, codes, start
+
+    # ------------------------------------------------------------------ ingest
+    def ingest(self, driver_key: int, ids, phase, frequency, frequency_offset, sample_time, now: float
+               ) -> IngestReport:
+        """Validate and store one driver state batch.
+
+        Parameters
+        ----------
+        driver_key : int
+            The reporting driver.
+        ids : ndarray, shape (n,), uint32
+            Jewel ids.
+        phase : ndarray, shape (n,), float64
+            Measured phase (rad, any wrapping).
+        frequency : ndarray, shape (n,), float64
+            Frequency in effect at the sample (Hz).
+        frequency_offset : ndarray, shape (n,), float64
+            Offset in effect at the sample (Hz).
+        sample_time : float or ndarray, shape (n,)
+            Time the phase was measured (s, kernel clock).
+        now : float
+            Current kernel time (s).
+
+        Returns
+        -------
+        IngestReport
+            Counts per rejection reason and accepted count.
+        """
+        cfg = self.config
+        rep = IngestReport()
+        now = float(now)
+        if not math.isfinite(now):
+            raise ValueError(f'now must be a finite time, got {now!r}')
+        if now > self._now:
+            self._now = now
+        try:
+            ids_a = np.asarray(ids)
+            n = int(ids_a.shape[0]) if ids_a.ndim == 1 else -1
+            rep.received = max(n, 0) if ids_a.ndim == 1 else int(ids_a.size)
+            arrs = [np.asarray(a, dtype=np.float64) for a in (phase, frequency, frequency_offset)]
+            st = np.asarray(sample_time, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            rep.received = rep.received or 0
+            rep.message_error = f'unconvertible array: {exc}'
+            rep.rejected['bad_array'] = rep.received
+            return rep
+        if n < 0 or any(a.ndim != 1 or a.shape[0] != n for a in arrs) or not (
+                st.ndim == 0 or (st.ndim == 1 and st.shape[0] == n)):
+            shapes = [ids_a.shape] + [a.shape for a in arrs] + [st.shape]
+            rep.message_error = ('mismatched array lengths: ids, phase, frequency, frequency_offset, '
+                                 f'sample_time have shapes {shapes}')
+            rep.rejected['length_mismatch'] = rep.received
+            return rep
+        if n == 0:
+            return rep
+        if ids_a.dtype != np.uint32:
+            if ids_a.dtype.kind not in 'iu' or (ids_a.min() < 0 or ids_a.max() > 0xFFFFFFFF):
+                rep.message_error = f'ids must be uint32 values, got dtype {ids_a.dtype}'
+                rep.rejected['bad_ids'] = n
+                return rep
+            ids_a = ids_a.astype(np.uint32)
+        ph, fr, of = arrs
+        slots, codes, start = self._register(driver_key, ids_a, now)
+        scalar_t = st.ndim == 0
+        stv = float(st) if scalar_t else st
+        if start < 0:
+            self._ingest_general(slots, ph, fr, of, stv, codes, now, rep)
+            return rep
+        # fast path: contiguous slots, no registration rejects; block-wise validate-then-commit
+        ch = int(cfg.chunk)
+        sil_cut = now - cfg.silence_timeout_s
+        fut_cut = now + cfg.future_tolerance_s
+        fmax = float(cfg.max_frequency_hz)
+        pmax = _MAX_ABS_PHASE
+        if scalar_t and not (sil_cut <= stv <= fut_cut):
+            self._ingest_general(slots, ph, fr, of, stv, None, now, rep)
+            return rep
+        cache = self._cache.get(self._drv_index[driver_key])
+        last_t = None
+        if scalar_t and cache is not None and cache.last_t is not None and cache.last_t[1] == self._gen_writes:
+            last_t = cache.last_t[0]
+        all_fast = True
+        for a in range(0, n, ch):
+            b = min(n, a + ch)
+            sa, sb = start + a, start + b
+            p, f, o = ph[a:b], fr[a:b], of[a:b]
+            tsv = self._t_s[sa:sb]
+            # NaN fails every comparison, so min/max bounds also reject non-finite values
+            ok = (-pmax <= float(_mn(p)) and float(_mx(p)) <= pmax and float(_mn(f)) > 0.0
+                  and float(_mx(f)) <= fmax and -fmax <= float(_mn(o)) and float(_mx(o)) <= fmax)
+            if ok:
+                if scalar_t:
+                    ok = (sil_cut <= last_t <= stv) if last_t is not None else (
+                        float(_mn(tsv)) >= sil_cut and float(_mx(tsv)) <= stv)
+                else:
+                    s = st[a:b]
+                    ok = (float(_mn(tsv)) >= sil_cut and float(_mn(s)) >= sil_cut and float(_mx(s)) <= fut_cut
+                          and not np.less(s, tsv, out=self._bm[:b - a]).any())
+            if not ok:
+                all_fast = False
+                self._ingest_general(slots[a:b], p, f, o, stv if scalar_t else st[a:b], None, now, rep)
+                continue
+            m = b - a
+            np.multiply(p, INV_TWO_PI, out=self._th[sa:sb], casting='same_kind')
+            np.copyto(self._f_rep[sa:sb], f, casting='same_kind')
+            if scalar_t:
+                tsv.fill(stv)
+            else:
+                np.copyto(tsv, st[a:b])
+            np.subtract(f, o, out=self._raw[sa:sb], casting='same_kind')   # filtered into nat on slow ticks
+            rep.accepted += m
+        if cache is not None:
+            cache.last_t = (stv, self._gen_writes) if (scalar_t and all_fast) else None
+        # blocks wholly written at one scalar time let step() use a scalar age (loop over blocks, not jewels)
+        jlo, jhi = start // ch, (start + n - 1) // ch
+        if len(self._blk_t) <= jhi:
+            grow = jhi + 1 - len(self._blk_t)
+            self._blk_t += [math.nan] * grow
+            self._blk_all_act += [False] * grow
+        uniform = scalar_t and all_fast
+        for j in range(jlo, jhi + 1):
+            b0 = j * ch
+            inside = b0 >= start and min(self._n, b0 + ch) <= start + n
+            self._blk_t[j] = stv if (uniform and inside) else math.nan
+        return rep
+
+
+    def _ingest_general(self, slots, ph, fr, of, st, codes, now, rep):
+        """Per-element validation and commit (vectorised over the batch, any slots)."""
+        cfg = self.config
+        n = slots.shape[0]
+        code = np.zeros(n, dtype=np.int8) if codes is None else codes.copy()
+        valid_slot = slots >= 0
+        safe = np.where(valid_slot, slots, 0)
+
+        def mark(name, cond):
+            sel = (code == 0) & cond
+            code[sel] = _CODE[name]
+
+        mark('non_finite', ~(np.isfinite(ph) & np.isfinite(fr) & np.isfinite(of)))
+        with np.errstate(invalid='ignore'):
+            mark('bad_frequency', ~((fr > 0.0) & (fr <= cfg.max_frequency_hz)))
+            mark('bad_offset', ~(np.abs(of) <= cfg.max_frequency_hz))
+            mark('bad_phase', ~(np.abs(ph) <= _MAX_ABS_PHASE))
+        st_a = np.broadcast_to(np.asarray(st, dtype=np.float64), (n,))
+        mark('future_sample', ~(st_a <= now + cfg.future_tolerance_s))
+        mark('expired_sample', ~(st_a >= now - cfg.silence_timeout_s))
+        told = self._t_s[safe]
+        mark('out_of_order', st_a < told)
+        counts = np.bincount(code, minlength=len(REJECT_REASONS) + 1)
+        for i, name in enumerate(REJECT_REASONS):
+            rep.rejected[name] += int(counts[i + 1])
+        acc = np.flatnonzero(code == 0)
+        if acc.shape[0] == 0:
+            return
+        self._gen_writes += 1
+        s = slots[acc]
+        f = fr[acc]
+        raw = f - of[acc]
+        recap = told[acc] < now - cfg.silence_timeout_s
+        self._raw[s] = raw
+        self._th[s] = ph[acc] * INV_TWO_PI
+        self._f_rep[s] = f
+        self._t_s[s] = st_a[acc]
+        self._blocks_dirty(s)
+        if recap.any():
+            # re-capture (new, or back from silence): fresh frequency estimate, integrator reset, command
+            # continues from the offset the device reports (no step); exact g (per-cluster om) on the next tick
+            rs = s[recap]
+            self._nat[rs] = raw[recap]
+            self._integ[rs] = 0.0
+            self._g[rs] = self._nat[rs] - (self._omega_ref or 0.0)
+            self._cmd[rs] = np.clip(of[acc][recap], -cfg.max_offset_hz, cfg.max_offset_hz)
+            self._force_slow = True
+        rep.accepted += int(acc.shape[0])
+
+    # ------------------------------------------------------------------ steering hooks
+    def set_coupling_scale(self, scale) -> None:
+        """Gain multiplier (Bio-Dream hook). A scalar scales kp, ki (controller) or K (kuramoto) for everyone;
+        an array of shape (jewels_total,) (or capacity) sets one multiplier per slot (e.g. per sleep stage).
+        0 = no phase pull (controller: frequency feed-forward only)."""
+        if np.ndim(scale) == 0:
+            s = float(scale)
+            if not (math.isfinite(s) and s >= 0):
+                raise ValueError(f'coupling scale must be finite and >= 0, got {scale!r}')
+            self.config.coupling_scale = s
+            self._scale_arr = None
+            return
+        arr = np.asarray(scale, dtype=np.float64)
+        if arr.ndim != 1 or arr.shape[0] not in (self._n, self._cap) or not np.all(np.isfinite(arr)) or (
+                arr.min(initial=0.0) < 0):
+            raise ValueError('per-slot coupling scale must be finite, >= 0, shape (jewels_total,)')
+        full = np.full(self._cap, 1.0)
+        full[:arr.shape[0]] = arr
+        self._scale_arr = full
+        self.config.coupling_scale = 1.0
+
+    def set_reference(self, frequency_hz: float | None, slew_hz_per_s: float = 0.01) -> None:
+        """Steer the collective rhythm to ``frequency_hz`` (Hz), moving the reference at most ``slew_hz_per_s``
+        (Hz/s); ``None`` returns to following the population mean natural frequency."""
+        if frequency_hz is None:
+            self._user_ref = None
+            self._force_slow = True
+            return
+        f = float(frequency_hz)
+        if not (math.isfinite(f) and 0 < f <= self.config.max_frequency_hz):
+            raise ValueError(f'reference frequency must be in (0, max_frequency_hz], got {frequency_hz!r}')
+        if not (math.isfinite(slew_hz_per_s) and slew_hz_per_s > 0):
+            raise ValueError('slew_hz_per_s must be > 0')
+        self._user_ref = f
+        self._user_ref_slew = float(slew_hz_per_s)
+        self._force_slow = True
+
+    def commands_for(self, driver_key: int, slots: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Commanded offsets (Hz, float64, shape (n,)) for ``slots`` in the order given; 0 for slot -1."""
+        slots = np.asarray(slots)
+        d = self._drv_index.get(driver_key)
+        c = self._cache.get(d) if d is not None else None
+        n = slots.shape[0]
+        if out is None:
+            out = np.empty(n)
+        if c is not None and c.start >= 0 and (slots is c.slots or (
+                c.slots.shape[0] == n and n and slots[0] == c.start and slots[-1] == c.start + n - 1
+                and np.array_equal(slots, c.slots))):
+            np.copyto(out, self._cmd[c.start:c.start + n])
+            return out
+        out[...] = self._cmd[np.where(slots >= 0, slots, 0)]
+        if (slots < 0).any():
+            out[slots < 0] = 0.0
+        return out
+
+    # ------------------------------------------------------------------ step
+    def _runs(self, n, ch):
+        key = (self._own_version, n, ch, len(self._drv_keys))
+        if self._runs_key == key:
+            return self._chunk_runs
+        owner = self._owner[:n].astype(np.intp)
+        nd = len(self._drv_keys)
+        owner[owner < 0] = nd                     # unowned slots -> sentinel driver
+        self._drv_total = np.bincount(owner, minlength=nd + 1)
+        runs = []
+        for a in range(0, n, ch):                  # per block (not per jewel); rebuilt on ownership change only
+            o = owner[a:min(n, a + ch)]
+            brk = np.flatnonzero(o[1:] != o[:-1]) + 1
+            starts = np.concatenate([[0], brk]).astype(np.intp)
+            runs.append((starts, o[starts]))
+        self._chunk_runs = runs
+        self._runs_key = key
+        return runs
+
+    def _reference_frequency(self, dt):
+        pop = self._omega_pop
+        if self._user_ref is not None:
+            cur = self._omega_ref if self._omega_ref is not None else (pop if pop is not None else self._user_ref)
+            dmax = self._user_ref_slew * dt
+            self._omega_ref = cur + min(max(self._user_ref - cur, -dmax), dmax)
+        elif self._merge_target is not None:
+            self._omega_ref = self._merge_target
+        elif pop is not None:
+            self._omega_ref = pop
+        return self._omega_ref
+
+    def step(self, now: float) -> TickResult:
+        """Run one tick at kernel time ``now`` (s): predict, measure r/psi/clusters, command offsets.
+
+        Returns
+        -------
+        TickResult
+        """
+        cfg = self.config
+        now = float(now)
+        if not math.isfinite(now):
+            raise ValueError(f'now must be a finite time, got {now!r}')
+        if now > self._now:
+            self._now = now
+        dt = (now - self._last_step) if self._last_step is not None else 1.0 / cfg.rate_hz
+        dt = min(max(dt, 0.0), 10.0 / cfg.rate_hz)
+        self._last_step = now
+        self._tick += 1
+        n = self._n
+        ch = int(cfg.chunk)
+        kur = cfg.mode == 'kuramoto'
+        sil_cut = now - cfg.silence_timeout_s
+        if self._omega_pop is None and n:
+            act = self._t_s[:n] >= sil_cut
+            if act.any():
+                self._omega_pop = float(np.mean(self._nat[:n][act], dtype=np.float64))
+        # slow terms (filters, integrator, target frequencies folded into g = nat - I - om) are updated every
+        # integral_every_ticks ticks with the accumulated dt; the reference phase advances every tick
+        self._slow_dt += dt
+        slow = (self._tick % int(cfg.integral_every_ticks) == 0 or self._force_slow
+                or self._omega_ref is None)
+        sdt = self._slow_dt
+        if slow:
+            self._slow_dt = 0.0
+            self._force_slow = False
+            om_ref = self._reference_frequency(sdt)
+        else:
+            om_ref = self._omega_ref
+        om_ref = 0.0 if om_ref is None else float(om_ref)
+        self._psi_ref = _wrap_c(self._psi_ref + om_ref * dt)
+        sep = self._sep and not kur
+        k = self._k
+        if sep:
+            self._psi_tab += self._om_tab * dt
+            self._psi_tab -= np.rint(self._psi_tab)
+            psi_tab32 = self._psi_tab.astype(np.float32)
+            om_tab32 = self._om_tab.astype(np.float32)
+        psi_ref = self._psi_ref
+        scale = float(cfg.coupling_scale)
+        kp = float(cfg.kp * scale)
+        ki_dt = float(cfg.ki * scale * sdt)
+        alpha = float(min(1.0, sdt / cfg.frequency_filter_s))
+        zone = float(cfg.integral_zone_cycles)
+        ilim = float(cfg.integral_limit_hz)
+        umax = float(cfg.max_offset_hz)
+        slew = float(cfg.max_slew_hz_per_s * dt)
+        sarr = self._scale_arr
+        runs = self._runs(n, ch)
+        nd = len(self._drv_keys)
+        if self._dacc.shape[1] != nd + 1:
+            self._dacc = np.zeros((4, nd + 1))
+        dacc = self._dacc
+        dacc.fill(0.0)
+        dC, dS, dL, dA = dacc
+        multi = k > 1
+        if multi:
+            kC = np.zeros(k)
+            kS = np.zeros(k)
+            kL = np.zeros(k)
+            kA = np.zeros(k)
+        if kur and self._kcs is None:
+            self._kcs = np.zeros((2, self._cap), np.float32)
+        n_act = 0
+        sC = sS = sL = sQ = sN = 0.0
+        cos_thr = math.cos(cfg.lock_threshold_rad)
+        exact = bool(cfg.exact_sums)
+        ones = self._ones32
+        views = self._block_views(n, ch, kur)
+        blk_t, blk_all = self._blk_t, self._blk_all_act
+        for j, (a, m, ts, act, ec, th, fr, nat, g, integ, cmd, raw, x, t, bm, cs) in enumerate(views):
+            # one cache block of `chunk` slots (a loop over blocks, never over jewels)
+            tb = blk_t[j]
+            if tb == tb and tb >= sil_cut:          # whole block sampled at one time tb (fast-path ingest)
+                if not blk_all[j]:
+                    act.fill(True)
+                    blk_all[j] = True
+                na, nsil = m, 0
+                np.multiply(fr, now - tb, out=x)
+            else:
+                blk_all[j] = False
+                np.greater_equal(ts, sil_cut, out=act)
+                na = int(np.count_nonzero(act))
+                nsil = m - na
+                if na:
+                    np.subtract(now, ts, out=x, casting='same_kind')
+                    x *= fr
+            if na == 0:
+                ec.fill(0.0)
+                if not kur:
+                    t.fill(0.0)
+                    self._slew_to(t, cmd, slew, x)
+                else:
+                    cs[0].fill(1.0)
+                    cs[1].fill(0.0)
+                continue
+            n_act += na
+            if multi:
+                lab = self._labels[a:a + m]
+            psi = np.take(psi_tab32, lab, out=self._bp[:m]) if sep else psi_ref
+            # predicted wrapped error (cycles, float32): e = wrap(psi - (th + f_rep * age))
+            np.add(th, x, out=ec)
+            np.subtract(psi, ec, out=ec)
+            np.rint(ec, out=x)
+            ec -= x
+            if nsil:                              # silent: e = 0 -> contributes exactly (1, 0) and 'locked'
+                np.logical_not(act, out=bm)
+                np.copyto(ec, 0.0, where=bm)
+            # order parameter: float32 trig; float32 BLAS (or float64) sums per block, float64 across blocks
+            np.multiply(ec, TWO_PI, out=x)
+            c32, s32 = cs[0], cs[1]
+            np.cos(x, out=c32)
+            np.sin(x, out=s32)
+            csum = np.add.reduce(cs, axis=1, dtype=np.float64) if exact else np.dot(cs, ones[:m])
+            cC = float(csum[0]) - nsil
+            cS = float(csum[1])
+            np.greater(c32, cos_thr, out=bm)      # |e| < threshold  <=>  cos(e) > cos(threshold), |e| <= pi
+            cL = int(np.count_nonzero(bm)) - nsil
+            sQ += float(np.dot(ec, ec))
+            sC += cC
+            sS += cS
+            sL += cL
+            starts, drv = runs[j]
+            if starts.shape[0] == 1:
+                d0 = drv[0]
+                dC[d0] += cC
+                dS[d0] += cS
+                dL[d0] += cL
+                dA[d0] += na
+            else:
+                segA = np.add.reduceat(act, starts, dtype=np.float64)
+                segS = np.diff(np.append(starts, m)) - segA
+                np.add.at(dC, drv, np.add.reduceat(c32, starts, dtype=np.float64) - segS)
+                np.add.at(dS, drv, np.add.reduceat(s32, starts, dtype=np.float64))
+                np.add.at(dL, drv, np.add.reduceat(bm, starts, dtype=np.float64) - segS)
+                np.add.at(dA, drv, segA)
+            if multi:
+                cnt = np.bincount(lab, minlength=k)[:k]
+                ka = np.bincount(lab, weights=act, minlength=k)[:k] if nsil else cnt
+                ksil = cnt - ka
+                kC += np.bincount(lab, weights=c32, minlength=k)[:k] - ksil
+                kS += np.bincount(lab, weights=s32, minlength=k)[:k]
+                kL += np.bincount(lab, weights=bm, minlength=k)[:k] - ksil
+                kA += ka
+            if slow:
+                sN += float(np.add.reduce(nat, dtype=np.float64)) if nsil == 0 else float(
+                    np.add.reduce(nat, where=act, dtype=np.float64))
+            if slow:
+                np.subtract(raw, nat, out=x)      # natural-frequency filter (time constant frequency_filter_s)
+                x *= alpha
+                nat += x
+            if kur:
+                continue
+            # controller: target = kp*e - g with g = nat - I - om refreshed on slow ticks, where also
+            # I += ki*dt*clip(e, +-zone)
+            if slow:
+                _clip(ec, -zone, zone, out=x)
+                x *= ki_dt
+                if sarr is not None:
+                    x *= sarr[a:a + m]
+                integ += x
+                _clip(integ, -ilim, ilim, out=integ)
+                np.subtract(nat, integ, out=g)
+                if sep:
+                    g -= np.take(om_tab32, lab, out=self._bo[:m])
+                else:
+                    g -= om_ref
+            np.multiply(ec, kp, out=t)
+            if sarr is not None:
+                t *= sarr[a:a + m]
+            t -= g
+            _clip(t, -umax, umax, out=t)
+            if nsil:
+                np.multiply(t, act, out=t)        # silent jewels are driven (slew-limited) to 0 offset
+            self._slew_to(t, cmd, slew, x)
+
+        # ---- global figures
+        if n_act:
+            if slow:
+                self._omega_pop = sN / n_act
+            if multi and sep:
+                zc = (kC - 1j * kS) * np.exp(1j * TWO_PI * self._psi_tab)
+                Z = complex(zc.sum())
+            else:
+                Z = complex(sC, -sS) * complex(math.cos(TWO_PI * psi_ref), math.sin(TWO_PI * psi_ref))
+            r = min(abs(Z) / n_act, 1.0)
+            psi = math.atan2(Z.imag, Z.real)
+            if self._need_ref_init:
+                self._psi_ref = psi * INV_TWO_PI
+                self._need_ref_init = False
+            lockf = sL / n_act
+            rms = math.sqrt(sQ / n_act) * TWO_PI
+        else:
+            r = psi = 0.0
+            lockf = rms = float('nan')
+            self._need_ref_init = True
+        self._last_psi = psi
+        if kur and n:
+            self._kuramoto_commands(n, ch, sC, sS, n_act, scale, umax, slew)
+        # ---- drivers
+        if self._drv_keys_arr.shape[0] != nd:
+            self._drv_keys_arr = np.asarray(self._drv_keys, dtype=np.int64)
+        tot = self._drv_total[:nd] if self._drv_total.shape[0] > nd else np.zeros(nd, np.intp)
+        if nd == 1:
+            a0 = float(dA[0])
+            den = max(a0, 1.0)
+            drv = DriverTable(self._drv_keys_arr, np.array([min(math.hypot(dC[0], dS[0]) / den, 1.0)]),
+                              np.array([dL[0] / den]), np.array([int(a0)], dtype=np.intp), tot)
+        else:
+            den = np.maximum(dA[:nd], 1.0)
+            drv = DriverTable(self._drv_keys_arr, np.minimum(np.hypot(dC[:nd], dS[:nd]) / den, 1.0),
+                              dL[:nd] / den, dA[:nd].astype(np.intp), tot)
+        # ---- clusters (detection amortised every cluster_every_ticks)
+        if n_act and (self._tick % int(cfg.cluster_every_ticks) == 0):
+            self._detect_clusters(n, n_act)
+        clusters = self._cluster_table(n_act, r, psi, lockf, multi and self._k == k,
+                                       (kC, kS, kA, kL) if multi else None)
+        return TickResult(now, r, psi, self._omega_pop if self._omega_pop is not None else float('nan'),
+                          om_ref, lockf, rms, n, n_act, n - n_act, clusters, drv, cfg.mode)
+
+    def _block_views(self, n, ch, kur):
+        """Per-block views of the state and scratch arrays (cached; rebuilt when n, chunk, mode or storage change)."""
+        key = (n, ch, kur, self._cap, id(self._t_s), id(self._bx), id(self._kcs))
+        nb = (n + ch - 1) // ch
+        if len(self._blk_t) != nb:
+            self._blk_t = (self._blk_t + [math.nan] * nb)[:nb]
+            self._blk_all_act = (self._blk_all_act + [False] * nb)[:nb]
+        if self._views_key == key:
+            return self._views
+        views = []
+        for a in range(0, n, ch):
+            b = min(n, a + ch)
+            m = b - a
+            cs = self._kcs[:, a:b] if kur else self._bcs[:, :m]
+            views.append((a, m, self._t_s[a:b], self._active[a:b], self._err[a:b], self._th[a:b], self._f_rep[a:b],
+                          self._nat[a:b], self._g[a:b], self._integ[a:b], self._cmd[a:b], self._raw[a:b],
+                          self._bx[:m], self._bt[:m], self._bm[:m], cs))
+        self._views = views
+        self._views_key = key
+        return views
+
+    def _blocks_dirty(self, slots=None):
+        """Forget the 'whole block sampled at one time' shortcut for the blocks holding ``slots`` (all if None)."""
+        if slots is None:
+            self._blk_t = [math.nan] * len(self._blk_t)
+            return
+        ch = int(self.config.chunk)
+        for b in np.unique(np.asarray(slots) // ch).tolist():   # touched blocks (slow path only)
+            if b < len(self._blk_t):
+                self._blk_t[b] = math.nan
+
+    @staticmethod
+    def _slew_to(target, cmd, slew, buf):
+        np.subtract(target, cmd, out=buf)
+        _clip(buf, -slew, slew, out=buf)
+        cmd += buf
+
+    def _kuramoto_commands(self, n, ch, sC, sS, n_act, scale, umax, slew):
+        """Plain mean-field Kuramoto: offset = s K r sin(psi - theta)/(2 pi) = s K (Y' cos e + X' sin e)/(2 pi)."""
+        cfg = self.config
+        if n_act:
+            xp, yp = sC / n_act, -sS / n_act     # r exp(i(psi - psi_ref)) in the reference frame
+        else:
+            xp = yp = 0.0
+        kf = cfg.kuramoto_coupling * scale * INV_TWO_PI
+        sarr = self._scale_arr
+        for a in range(0, n, ch):
+            b = min(n, a + ch)
+            m = b - a
+            t = self._bt[:m]
+            x = self._bx[:m]
+            np.multiply(self._kcs[0, a:b], kf * yp, out=t)
+            np.multiply(self._kcs[1, a:b], kf * xp, out=x)
+            t += x
+            if sarr is not None:
+                t *= sarr[a:b]
+            _clip(t, -umax, umax, out=t)
+            np.multiply(t, self._active[a:b], out=t)
+            self._slew_to(t, self._cmd[a:b], slew, x)
+
+    # ------------------------------------------------------------------ clusters
+    def _detect_clusters(self, n, n_act):
+        """O(N) histogram of natural-frequency estimates; split at empty gaps >= cluster_gap_hz, drop groups
+        smaller than cluster_min_fraction into their nearest neighbour; act after cluster_confirm detections."""
+        cfg = self.config
+        nat_all = self._nat[:n]                  # float32
+        act_all = self._active[:n]
+        h = cfg.cluster_gap_hz / 4.0
+        # histogram on an evenly strided sample of at most cluster_sample_size slots (O(N/stride))
+        stride = max(1, n // int(cfg.cluster_sample_size))
+        nat, act = nat_all[::stride], act_all[::stride]
+        ns = nat.shape[0]
+        n_s = int(np.count_nonzero(act)) if n_act < n else ns
+        if n_s == 0:
+            return
+        nsil = ns - n_s
+        if nsil:
+            fmin = float(np.minimum.reduce(nat, where=act, initial=np.inf))
+            fmax = float(np.maximum.reduce(nat, where=act, initial=-np.inf))
+        else:
+            fmin, fmax = float(np.minimum.reduce(nat)), float(np.maximum.reduce(nat))
+        center = self._omega_pop
+        lo = max(fmin, center - cfg.cluster_span_hz)
+        hi = min(fmax, center + cfg.cluster_span_hz)
+        nb = int((hi - lo) / h) + 2            # +2: float32 rounding at the top edge stays inside
+
+        def bins(v, a_):
+            x = np.subtract(v, lo)
+            x *= 1.0 / h
+            _clip(x, 0.0, nb - 1, out=x)
+            i = x.astype(np.intp)
+            if a_ is not None:
+                i[~a_] = nb
+            return i
+
+        idx = bins(nat, act if nsil else None)
+        counts = np.bincount(idx, minlength=nb + 1)[:nb]
+        # gap criterion: >= cluster_gap_hz and >= cluster_gap_spacing_factor typical neighbour spacings
+        cum = np.cumsum(counts)
+        q1, q3 = np.searchsorted(cum, [0.25 * n_s, 0.75 * n_s])
+        spacing = (q3 - q1 + 1) * h / n_s
+        gap_bins = max(4, int(math.ceil(cfg.cluster_gap_spacing_factor * spacing / h)))
+        min_size = max(cfg.cluster_min_fraction * n_s, cfg.cluster_min_size / stride)
+        occ = np.flatnonzero(counts > max(cfg.cluster_noise_fraction * n_s,
+                                          cfg.cluster_valley_fraction * float(counts.max())))
+        labels_of_bin = None
+        k = 1
+        if occ.shape[0] > 1:
+            split = (np.diff(occ) - 1) >= gap_bins   # >= 4 empty bins of gap/4 = an empty gap >= cluster_gap_hz
+            if split.any():
+                seg = np.concatenate([[0], np.cumsum(split)])
+                wts = counts[occ].astype(np.float64)
+                sizes = np.bincount(seg, weights=wts)
+                cent = np.bincount(seg, weights=wts * (lo + (occ + 0.5) * h)) / sizes
+                keep = np.flatnonzero(sizes >= min_size)
+                if keep.shape[0] >= 2:
+                    k = int(keep.shape[0])
+                    kc = cent[keep]
+                    bounds = 0.5 * (kc[1:] + kc[:-1])
+                    seg_to_k = np.searchsorted(bounds, cent)             # nearest kept cluster
+                    # every bin -> segment of the nearest occupied bin at or left of it
+                    pos = np.clip(np.searchsorted(occ, np.arange(nb), side='right') - 1, 0, None)
+                    labels_of_bin = seg_to_k[seg[pos]]
+        if k != self._cand_k:
+            self._cand_k = k
+            self._cand_count = 1
+        else:
+            self._cand_count += 1
+        if self._cand_count < int(cfg.cluster_confirm) and k != self._k:
+            return
+        if k == 1:
+            if self._k != 1 or self._cl_center.shape[0] != 1:
+                self._set_single()
+            # spread from the histogram (bin width cluster_gap_hz/4), mean = exact population mean
+            cen = lo + (np.arange(nb) + 0.5) * h
+            tot = max(float(counts.sum()), 1.0)
+            mh = float(np.dot(counts, cen)) / tot
+            var = float(np.dot(counts, (cen - mh) ** 2)) / tot
+            self._cl_center = np.array([center])
+            self._cl_spread = np.array([math.sqrt(var)])
+            return
+        act = act_all
+        nat = nat_all.astype(np.float64)
+        labels = self._labels[:n]
+        np.take(labels_of_bin, bins(nat_all, None) if stride > 1 else np.minimum(idx, nb - 1), out=labels)
+        w = act.astype(np.float64)
+        cnt = np.maximum(np.bincount(labels, weights=w, minlength=k), 1.0)
+        mu = np.bincount(labels, weights=nat * w, minlength=k) / cnt
+        dv = nat - mu[labels]
+        var = np.bincount(labels, weights=dv * dv * w, minlength=k) / cnt
+        spread = np.sqrt(np.maximum(var, 0.0))
+        changed = k != self._k
+        self._k = k
+        self._cl_center, self._cl_spread = mu, spread
+        if changed:
+            self._resolve(labels, n, cnt, mu, spread)
+        elif self._resolution == 'merging':
+            reach = cfg.merge_margin * cfg.max_offset_hz
+            lo_, hi_ = float(np.min(mu - 3 * spread)), float(np.max(mu + 3 * spread))
+            if hi_ - lo_ <= 2 * reach:   # follow slow drift of the merged population
+                target = min(max(float(np.dot(mu, cnt) / cnt.sum()), hi_ - reach), lo_ + reach)
+                self._merge_target = target
+                self._om_tab = np.full(k, target)
+            else:
+                self._resolve(labels, n, cnt, mu, spread)
+        elif self._resolution == 'separate_channel':
+            ch = assign_channels(mu, cnt, cfg.channel_spacing_hz)   # centres still settling: re-pick channels
+            if ch.shape[0] == self._om_tab.shape[0] and not np.array_equal(ch, self._om_tab):
+                self._force_slow = True
+                self._om_tab = ch    # the channel references keep their phase: no jump, slew-limited commands
+
+    def _set_single(self):
+        self._force_slow = True
+        if self._sep:
+            self._psi_ref = self._last_psi * INV_TWO_PI
+        self._k = 1
+        self._sep = False
+        self._merge_target = None
+        self._resolution = 'none'
+        self._cl_center = np.zeros(1)
+        self._cl_spread = np.zeros(1)
+
+    def _resolve(self, labels, n, cnt, mu, spread):
+        """Merge all clusters onto one rhythm if every member can reach it within merge_margin*max_offset_hz,
+        else give each cluster a distinct channel (optimal sorted 1-D assignment) and lock it there."""
+        cfg = self.config
+        self._force_slow = True
+        reach = cfg.merge_margin * cfg.max_offset_hz
+        lo = float(np.min(mu - 3 * spread))
+        hi = float(np.max(mu + 3 * spread))
+        if hi - lo <= 2 * reach:
+            target = float(np.dot(mu, cnt) / cnt.sum())
+            target = min(max(target, hi - reach), lo + reach)
+            if self._sep:
+                self._psi_ref = self._last_psi * INV_TWO_PI
+            self._sep = False
+            self._merge_target = target
+            self._resolution = 'merging'
+            self._om_tab = np.full(self._k, target)
+            return
+        channels = assign_channels(mu, cnt, cfg.channel_spacing_hz)
+        # start each channel reference at the cluster's current mean phase (no transient): phases predicted to
+        # the last tick straight from the reports, independent of any previous reference
+        act = self._active[:n]
+        age = (self._last_step - self._t_s[:n]).astype(np.float32)
+        np.clip(age, 0.0, 10.0, out=age)
+        t32 = (self._th[:n] + self._f_rep[:n] * age) * np.float32(TWO_PI)
+        t32 -= np.float32(TWO_PI) * np.rint(t32 * np.float32(INV_TWO_PI))
+        w = act.astype(np.float64)
+        C = np.bincount(labels, weights=np.cos(t32) * w, minlength=self._k)
+        S = np.bincount(labels, weights=np.sin(t32) * w, minlength=self._k)
+        self._psi_tab = np.arctan2(S, C) * INV_TWO_PI
+        self._om_tab = channels
+        self._sep = cfg.mode == 'controller'
+        self._merge_target = None
+        self._resolution = 'separate_channel'
+
+    def _cluster_table(self, n_act, r, psi, lockf, have_sums, sums):
+        om_ref = self._omega_ref if self._omega_ref is not None else float('nan')
+        if self._k == 1 or not have_sums:
+            return ClusterTable(np.array([n_act], dtype=np.intp), self._cl_center[:1].copy() if self._k == 1 else
+                                np.array([self._omega_pop or np.nan]), self._cl_spread[:1].copy(),
+                                np.array([r]), np.array([psi]), np.array([om_ref]),
+                                'none' if self._k == 1 else self._resolution, np.array([lockf]))
+        kC, kS, kA, kL = sums
+        with np.errstate(invalid='ignore', divide='ignore'):
+            rk = np.minimum(np.hypot(kC, kS) / kA, 1.0)
+            lk = kL / kA
+            base = self._psi_tab if self._sep else np.full(self._k, self._psi_ref)
+            mp = wrap_phase(base * TWO_PI + np.arctan2(-kS, kC))
+        tgt = self._om_tab if self._sep else np.full(self._k, om_ref)
+        return ClusterTable(kA.astype(np.intp), self._cl_center.copy(), self._cl_spread.copy(), rk, mp,
+                            np.asarray(tgt, dtype=np.float64).copy(), self._resolution, lk)
+
+    # ------------------------------------------------------------------ introspection (tests, diagnostics)
+    def slot_state(self, slots) -> dict:
+        """Copies of per-slot state for ``slots``: nat (Hz), integ (Hz), cmd (Hz), err (rad), active, t_s (s)."""
+        s = np.asarray(slots)
+        return {'nat': self._nat[s].copy(), 'integ': self._integ[s].copy(), 'cmd': self._cmd[s].copy(),
+                'err': self._err[s] * TWO_PI, 'active': self._active[s].copy(), 't_s': self._t_s[s].copy(),
+                'label': self._labels[s].copy() if self._k > 1 else np.zeros(s.shape, np.intp)}

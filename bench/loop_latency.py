@@ -46,8 +46,10 @@ def measure(jewels_per_driver, duration):
 
         probe.node.create_subscription(SyncState, '/sync/state', states.append, STATE_QOS)
         probe.node.create_subscription(JewelCommandBatch, '/plaza_1/jewels/command', on_command, BATCH_QOS)
-        probe.spin_until(lambda: states and states[-1].jewels_active == DRIVERS * jewels_per_driver, 30,
-                         'every jewel active at the synchronizer')
+        # Simulated links drop out now and then (dropout_rate), so a few jewels are silent at any time.
+        probe.spin_until(lambda: states and states[-1].jewels_total == DRIVERS * jewels_per_driver
+                         and states[-1].jewels_active >= 0.98 * DRIVERS * jewels_per_driver, 30,
+                         'every jewel known, 98 % active at the synchronizer')
         probe.spin_for(2.0)  # warm-up
         process = psutil.Process(sync.pid)
         cpu0, t0 = sum(process.cpu_times()[:2]), time.monotonic()
@@ -71,6 +73,9 @@ def measure(jewels_per_driver, duration):
             'cpu_cores': (cpu1 - cpu0) / (t1 - t0),
             'order_parameter': last.order_parameter,
         }
+    except AssertionError:
+        print(manager.outputs()[-4000:], file=sys.stderr)
+        raise
     finally:
         probe.close()
         manager.stop_all()

@@ -135,3 +135,23 @@ def test_plain_kuramoto_mode_runs_as_reference(processes, ros_node, mode):
     ros_node.spin_until(lambda: states and states[-1].jewels_active == 100, 20, 'the plaza reporting')
     assert states[-1].mode == SyncState.MODE_KURAMOTO
     ros_node.spin_until(lambda: states[-1].order_parameter >= 0.9, 20, 'plain Kuramoto reaching r >= 0.9')
+
+
+def test_stale_elements_are_not_ingested_nor_counted_as_rejects(processes, ros_node):
+    processes.start_node('synchronizer', '-p', 'drivers:=[/fake]')
+    states, diagnostics = [], []
+    ros_node.node.create_subscription(SyncState, '/sync/state', states.append, STATE_QOS)
+    ros_node.node.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
+    pub = ros_node.node.create_publisher(JewelStateBatch, '/fake/jewels/state', BATCH_QOS)
+    ros_node.wait_for_subscribers('/fake/jewels/state')
+    msg = state_batch(ros_node, np.arange(1, 11, dtype=np.uint32), np.zeros(10), np.ones(10), age=np.full(10, 5.0))
+    status = np.zeros(10, np.uint8)
+    status[:4] = JewelStateBatch.STATUS_STALE  # these repeat 5 s old reports
+    status[4] = JewelStateBatch.STATUS_FAULT
+    msg.status = to_field(status, np.uint8)
+    msg.sample_age = to_field(np.where(status, 5.0, 0.0), np.float64)
+    pub.publish(msg)
+    ros_node.spin_until(lambda: states and states[-1].jewels_total == 5, 10, 'the 5 fresh jewels registered')
+    diagnostics.clear()
+    ros_node.spin_until(lambda: latest_loop_values(diagnostics), 5, 'diagnostics')
+    assert not any(k.startswith('rejected_') for k in latest_loop_values(diagnostics))

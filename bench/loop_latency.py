@@ -92,7 +92,7 @@ def main(argv=None):
 
     baseline = measure(1, duration)
     result = measure(args.jewels_per_driver, duration)
-    print(f'window: the last {min(500, result["ticks"])} ticks of a {duration:g} s run (latency percentiles)')
+    print(f'latency percentiles over the last {min(3000, result["ticks"])} ticks of a {duration:g} s run')
     print(f'{"jewels":>7} {"p50 ms":>7} {"p99 ms":>7} {"max ms":>7} {"misses":>7} {"tick Hz":>8} '
           f'{"ext p99":>8} {"CPU":>6} {"r":>6}')
     for row in (baseline, result):

@@ -152,3 +152,40 @@ def test_serial_driver_node_talks_to_the_emulator_on_a_pty(processes, ros_node, 
     command_pub.publish(command(ids, np.full(6, -0.1), driver_id='plaza_s'))
     ros_node.spin_until(lambda: np.allclose(from_field(states[-1].frequency_offset, np.float64), -0.1, atol=1e-3),
                         5, 'the emulated jewels applying the commanded offset')
+
+
+def test_driver_follows_sim_time_faster_than_real_time(processes, ros_node):
+    from rosgraph_msgs.msg import Clock
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    clock_pub = ros_node.node.create_publisher(Clock, '/clock', QoSProfile(depth=1,
+                                                                          reliability=ReliabilityPolicy.BEST_EFFORT))
+    processes.start_node('jewel_driver', '-r', '__ns:=/plaza_sim', '-p', 'jewel_count:=20',
+                         '-p', 'use_sim_time:=true')
+    states = []
+    ros_node.node.create_subscription(JewelStateBatch, '/plaza_sim/jewels/state', states.append, BATCH_QOS)
+    ros_node.wait_for_subscribers('/clock')
+    sim = 1000.0
+
+    def tick(seconds):  # sim time runs 10x faster than the wall clock
+        nonlocal sim
+        for _ in range(int(seconds / 0.01)):
+            sim += 0.1
+            clock_pub.publish(Clock(clock=ros_node_time(sim)))
+            ros_node.spin_for(0.01)
+
+    tick(1.0)
+    assert states, 'no state batch under sim time'
+    first = stamp_seconds(states[-1])
+    tick(2.0)
+    last = stamp_seconds(states[-1])
+    assert 1000.0 <= first < 1012.0, first  # stamped with sim time, not the wall clock
+    assert 15.0 < last - first < 25.0, (first, last)  # ~20 sim seconds in 2 wall seconds
+
+
+def ros_node_time(seconds):
+    from builtin_interfaces.msg import Time
+    return Time(sec=int(seconds), nanosec=int((seconds % 1) * 1e9))
+
+
+def stamp_seconds(msg):
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9

@@ -10,12 +10,11 @@ Last line: one JSON object.
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
-from harness import DomainLease, ProcessManager, RosTestNode, package_executable, test_environment  # noqa: E402
+from harness import isolated_graph, package_executable  # noqa: E402
 
 from lumina_nodes.msg import JewelCommandBatch, SyncState  # noqa: E402
 from lumina_nodes.nodes.common import BATCH_QOS, STATE_QOS  # noqa: E402
@@ -24,11 +23,7 @@ PLAZAS = 4
 
 
 def startup_seconds(size):
-    lease = DomainLease()
-    tmp = Path(tempfile.mkdtemp(prefix='lumina-bench-'))
-    manager = ProcessManager(test_environment(lease.domain_id, tmp), tmp)
-    probe = RosTestNode(lease.domain_id, 'bench_probe')
-    try:
+    with isolated_graph() as (manager, probe):
         first_command, states = {}, []
         for k in range(1, PLAZAS + 1):
             probe.node.create_subscription(
@@ -41,10 +36,6 @@ def startup_seconds(size):
         probe.spin_until(lambda: len(first_command) == PLAZAS and states and len(states[-1].plazas) == PLAZAS,
                          120, f'the {size} city up')
         return max(first_command.values()) - start, states[-1].jewels_total
-    finally:
-        probe.close()
-        manager.stop_all()
-        lease.release()
 
 
 def main(argv=None):

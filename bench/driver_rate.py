@@ -10,7 +10,6 @@ Last line: one JSON object.
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,18 +17,14 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
-from harness import DomainLease, ProcessManager, RosTestNode, test_environment  # noqa: E402
+from harness import isolated_graph  # noqa: E402
 
 from lumina_nodes.msg import JewelStateBatch  # noqa: E402
 from lumina_nodes.nodes.common import BATCH_QOS  # noqa: E402
 
 
 def measure(jewels, duration, rate_hz):
-    lease = DomainLease()
-    tmp = Path(tempfile.mkdtemp(prefix='lumina-bench-'))
-    manager = ProcessManager(test_environment(lease.domain_id, tmp), tmp)
-    probe = RosTestNode(lease.domain_id, 'bench_probe')
-    try:
+    with isolated_graph() as (manager, probe):
         driver = manager.start_node('jewel_driver', '-r', '__ns:=/bench', '-p', f'jewel_count:={jewels}',
                                     '-p', f'publish_rate_hz:={rate_hz}')
         arrivals = []
@@ -51,10 +46,6 @@ def measure(jewels, duration, rate_hz):
             'max_interval_ms': float(intervals.max() * 1e3),
             'cpu_cores': (cpu1 - cpu0) / (t1 - t0),
         }
-    finally:
-        probe.close()
-        manager.stop_all()
-        lease.release()
 
 
 def main(argv=None):

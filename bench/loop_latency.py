@@ -12,7 +12,6 @@ Last line: one JSON object.
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
-from harness import DomainLease, ProcessManager, RosTestNode, test_environment  # noqa: E402
+from harness import isolated_graph  # noqa: E402
 
 from lumina_nodes.msg import JewelCommandBatch, SyncState  # noqa: E402
 from lumina_nodes.nodes.common import BATCH_QOS, STATE_QOS  # noqa: E402
@@ -29,11 +28,7 @@ DRIVERS = 4
 
 
 def measure(jewels_per_driver, duration):
-    lease = DomainLease()
-    tmp = Path(tempfile.mkdtemp(prefix='lumina-bench-'))
-    manager = ProcessManager(test_environment(lease.domain_id, tmp), tmp)
-    probe = RosTestNode(lease.domain_id, 'bench_probe')
-    try:
+    with isolated_graph() as (manager, probe):
         for k in range(DRIVERS):
             manager.start_node('jewel_driver', '-r', f'__ns:=/plaza_{k + 1}', '-p', f'jewel_count:={jewels_per_driver}',
                                '-p', f'first_id:={k * jewels_per_driver + 1}', '-p', f'seed:={k + 1}')
@@ -73,13 +68,6 @@ def measure(jewels_per_driver, duration):
             'cpu_cores': (cpu1 - cpu0) / (t1 - t0),
             'order_parameter': last.order_parameter,
         }
-    except AssertionError:
-        print(manager.outputs()[-4000:], file=sys.stderr)
-        raise
-    finally:
-        probe.close()
-        manager.stop_all()
-        lease.release()
 
 
 def main(argv=None):

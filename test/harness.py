@@ -4,6 +4,7 @@ Every process a test starts runs in its own session (process group), in a DDS do
 uses, with discovery limited to this host. Teardown sends SIGINT, then SIGTERM, then SIGKILL to the whole
 group, and a process still alive afterwards (found by a per-test token in its environment) fails the test.
 """
+import contextlib
 import fcntl
 import os
 import re
@@ -211,3 +212,25 @@ class RosTestNode:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+
+@contextlib.contextmanager
+def isolated_graph(probe_name='bench_probe'):
+    """A private DDS domain with a ProcessManager and a probe RosTestNode, all torn down on exit.
+
+    For benchmarks, which run outside pytest's fixtures. Yields (manager, probe); when the body fails, the
+    processes' output is printed to stderr.
+    """
+    lease = DomainLease()
+    tmp = Path(tempfile.mkdtemp(prefix='lumina-'))
+    manager = ProcessManager(test_environment(lease.domain_id, tmp), tmp)
+    probe = RosTestNode(lease.domain_id, probe_name)
+    try:
+        yield manager, probe
+    except BaseException:
+        print(manager.outputs(), file=sys.stderr)
+        raise
+    finally:
+        probe.close()
+        manager.stop_all()
+        lease.release()

@@ -66,13 +66,20 @@ def latest_loop_values(diagnostics):
     return {}
 
 
-def test_bad_state_input_is_rejected_counted_and_never_used(processes, ros_node):
+@pytest.fixture
+def fake_driver(processes, ros_node):
+    """A synchronizer following the driver /fake, played by the test: (state publisher, states, diagnostics)."""
     processes.start_node('synchronizer', '-p', 'drivers:=[/fake]')
     states, diagnostics = [], []
     ros_node.node.create_subscription(SyncState, '/sync/state', states.append, STATE_QOS)
     ros_node.node.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
     pub = ros_node.node.create_publisher(JewelStateBatch, '/fake/jewels/state', BATCH_QOS)
     ros_node.wait_for_subscribers('/fake/jewels/state')
+    return pub, states, diagnostics
+
+
+def test_bad_state_input_is_rejected_counted_and_never_used(fake_driver, processes, ros_node):
+    pub, states, diagnostics = fake_driver
     ids = np.arange(1, 11, dtype=np.uint32)
     good = np.linspace(-3, 3, 10)
     freq = np.full(10, 1.0)
@@ -137,13 +144,8 @@ def test_plain_kuramoto_mode_runs_as_reference(processes, ros_node, mode):
     ros_node.spin_until(lambda: states[-1].order_parameter >= 0.9, 20, 'plain Kuramoto reaching r >= 0.9')
 
 
-def test_stale_elements_are_not_ingested_nor_counted_as_rejects(processes, ros_node):
-    processes.start_node('synchronizer', '-p', 'drivers:=[/fake]')
-    states, diagnostics = [], []
-    ros_node.node.create_subscription(SyncState, '/sync/state', states.append, STATE_QOS)
-    ros_node.node.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
-    pub = ros_node.node.create_publisher(JewelStateBatch, '/fake/jewels/state', BATCH_QOS)
-    ros_node.wait_for_subscribers('/fake/jewels/state')
+def test_stale_elements_are_not_ingested_nor_counted_as_rejects(fake_driver, ros_node):
+    pub, states, diagnostics = fake_driver
     msg = state_batch(ros_node, np.arange(1, 11, dtype=np.uint32), np.zeros(10), np.ones(10), age=np.full(10, 5.0))
     status = np.zeros(10, np.uint8)
     status[:4] = JewelStateBatch.STATUS_STALE  # these repeat 5 s old reports

@@ -196,10 +196,23 @@ class _SubstParser:
         return self.s.startswith('$(', self.i)
 
     def template(self) -> Template:
+        return self._scan(None)
+
+    def _scan(self, quote) -> Template:
+        """Text and substitutions up to the end of the input (quote None) or the closing ``quote``."""
+        start = self.i
         parts: Template = []
         buf: List[str] = []
-        while self.i < self.n:
+        while True:
+            if self.i >= self.n:
+                if quote is None:
+                    break
+                self.i = start - 1
+                self.fail('unterminated quoted string')
             c = self.s[self.i]
+            if c == quote:
+                self.i += 1
+                break
             if c == '\\' and self.i + 1 < self.n:
                 buf.append(self.s[self.i + 1])
                 self.i += 2
@@ -207,7 +220,7 @@ class _SubstParser:
                 if buf:
                     parts.append(''.join(buf))
                     buf = []
-                parts.append(self.substitution(None))
+                parts.append(self.substitution(quote))
             else:
                 buf.append(c)
                 self.i += 1
@@ -276,32 +289,8 @@ class _SubstParser:
         return parts
 
     def quoted(self, q) -> Template:
-        start = self.i
-        self.i += 1
-        parts: Template = []
-        buf: List[str] = []
-        while True:
-            if self.i >= self.n:
-                self.i = start
-                self.fail('unterminated quoted string')
-            c = self.s[self.i]
-            if c == q:
-                self.i += 1
-                break
-            if c == '\\' and self.i + 1 < self.n:
-                buf.append(self.s[self.i + 1])
-                self.i += 2
-            elif self.at_subst():
-                if buf:
-                    parts.append(''.join(buf))
-                    buf = []
-                parts.append(self.substitution(q))
-            else:
-                buf.append(c)
-                self.i += 1
-        if buf:
-            parts.append(''.join(buf))
-        return parts if parts else ['']
+        self.i += 1  # the opening quote
+        return self._scan(q) or ['']
 
 
 def parse_substitution(text: str) -> Template:

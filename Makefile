@@ -9,7 +9,7 @@ setup:
 	@./scripts/setup.sh
 
 run: setup
-	@$(IN_ENV) ROS_LOG_DIR=$(CURDIR)/log lumina_launch lumina_nodes city.launch.xml $(ARGS)
+	@$(IN_ENV) ROS_LOG_DIR=$(CURDIR)/log lumina_launch lumina_nodes city.launch.xml use_sim_time:=true $(ARGS)
 
 test: setup
 	@$(IN_ENV) python -m pytest $(PYTEST_ARGS)

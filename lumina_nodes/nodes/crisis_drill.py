@@ -8,7 +8,6 @@ live view, until Ctrl-C. Launch it with on_exit="shutdown" so the end of the dri
 
 Topics/services: subscribes /sync/state; calls <plaza>/inject_disruption of every plaza in SyncState.plazas.
 """
-import time
 
 from rclpy.node import Node
 
@@ -52,8 +51,8 @@ class CrisisDrill(Node):
         self.p = declare_parameters(self, PARAMS)
         self.state = None
         self.stage = 'waiting for the city'
-        self.t0 = time.monotonic()
-        self.stage_start = self.t0
+        self.t0 = None  # node-clock time of the first SyncState
+        self.stage_start = None
         self.marks = {}
         self.clients_by_plaza = {}
         self.lowest_r = 1.0  # lowest order parameter while the disruption is being healed
@@ -64,6 +63,8 @@ class CrisisDrill(Node):
         print(f'Lumina crisis drill: scenario {self.p["scenario"]}. Waiting for the city...', flush=True)
 
     def _on_state(self, msg):
+        if self.state is None:
+            self.t0 = self.stage_start = self.now_seconds()
         self.state = msg
         if self.stage in ('overlapping frequencies injected: detecting', 'clusters detected: healing'):
             self.lowest_r = min(self.lowest_r, msg.order_parameter)
@@ -72,11 +73,14 @@ class CrisisDrill(Node):
                 self.clients_by_plaza[plaza.driver_id] = self.create_client(
                     InjectDisruption, f'/{plaza.driver_id}/inject_disruption')
 
+    def now_seconds(self):
+        return self.get_clock().now().nanoseconds * 1e-9
+
     def elapsed(self):
-        return time.monotonic() - self.t0
+        return self.now_seconds() - self.t0
 
     def _enter(self, stage):
-        now = time.monotonic()
+        now = self.now_seconds()
         self.marks[self.stage] = now - self.stage_start
         self.stage, self.stage_start = stage, now
         print(f'[{self.elapsed():7.2f} s] >>> {stage}', flush=True)
@@ -85,7 +89,7 @@ class CrisisDrill(Node):
         s = self.state
         if s is None or self.exit_code is not None or self.p['scenario'] == 'watch':
             return
-        in_stage = time.monotonic() - self.stage_start
+        in_stage = self.now_seconds() - self.stage_start
         if self.stage != 'waiting for the city' and in_stage > self.p['stage_timeout_s']:
             self._finish(1, f'stage "{self.stage}" did not finish within {self.p["stage_timeout_s"]:g} s')
             return

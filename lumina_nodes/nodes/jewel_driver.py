@@ -96,7 +96,7 @@ class JewelDriver(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _publish_state(self):
-        start = time.monotonic()
+        wall_start = time.perf_counter()
         now = self.now_seconds()
         if now <= 0.0:  # use_sim_time and no /clock yet
             return
@@ -112,7 +112,7 @@ class JewelDriver(Node):
         msg.status = to_field(snapshot.status, np.uint8)
         self.state_pub.publish(msg)
         self.seq = (self.seq + 1) & 0xFFFFFFFF
-        self.stats.record(start, time.monotonic() - start)
+        self.stats.record(now, time.perf_counter() - wall_start)
 
     def _on_command(self, msg):
         problem = None

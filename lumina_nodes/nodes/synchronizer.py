@@ -14,7 +14,8 @@ The loop: a tick runs as soon as every active driver has delivered a batch since
 commands go out right after the newest state arrives), and at the latest 1.25 periods after the previous tick
 (so a silent or late driver cannot stall the city; a shorter grace lets ordinary driver jitter trigger ticks
 that answer an old batch, which measured as a p99 latency of 28 ms instead of 5 ms). Latency is measured from the newest state stamp to the command
-publish; a tick starting more than 1.5 periods after the previous one is a deadline miss.
+publish; a tick starting more than 1.5 periods after the previous one is a deadline miss. Every time here is
+the node clock, so under use_sim_time the loop keeps its rate in sim time; compute time is wall time.
 """
 import dataclasses
 import re
@@ -193,14 +194,14 @@ class Synchronizer(Node):
         driver.slots = self.kernel.register(driver.key, ids)  # cached: the same ids as last time cost nothing
         driver.batches += 1
         driver.last_stamp = stamp
-        driver.last_arrival = time.monotonic()
+        driver.last_arrival = now
         driver.fresh = True
         self.pending_stamp = stamp if self.pending_stamp is None else max(self.pending_stamp, stamp)
         if all(d.fresh for d in self._active_drivers()):
             self._tick()
 
     def _active_drivers(self):
-        horizon = time.monotonic() - self.config.silence_timeout_s
+        horizon = self.now_seconds() - self.config.silence_timeout_s
         return [d for d in self.drivers.values() if d.last_arrival is not None and d.last_arrival >= horizon]
 
     def _count_rejects(self, report):
@@ -210,11 +211,11 @@ class Synchronizer(Node):
 
     # ------------------------------------------------------------------------------------------ the loop
     def _on_watchdog(self):
-        if self.last_tick is None or time.monotonic() - self.last_tick >= 1.25 * self.period:
+        if self.last_tick is None or self.now_seconds() - self.last_tick >= 1.25 * self.period:
             self._tick()
 
     def _tick(self):
-        start = time.monotonic()
+        wall_start = time.perf_counter()
         now = self.now_seconds()
         if now <= 0.0:  # use_sim_time and no /clock yet
             return
@@ -236,8 +237,8 @@ class Synchronizer(Node):
             if self.pending_stamp is not None:
                 latency = self.now_seconds() - self.pending_stamp
                 self.pending_stamp = None
-        self.stats.record(start, time.monotonic() - start, latency)
-        self.last_tick = start
+        self.stats.record(now, time.perf_counter() - wall_start, latency)
+        self.last_tick = now
         self.last_result = result
         self.state_pub.publish(self._state_message(result, stamp_msg))
 
@@ -256,7 +257,7 @@ class Synchronizer(Node):
                 mean_phase=cluster.mean_phase, target_frequency=cluster.target_frequency,
                 resolution=RESOLUTIONS[cluster.resolution]))
         by_key = {d.key: d for d in self.drivers.values()}
-        now = time.monotonic()
+        now = self.now_seconds()
         table = result.drivers
         for k, key in enumerate(table.driver_key.tolist()):
             driver = by_key.get(key)
@@ -350,7 +351,7 @@ class Synchronizer(Node):
         values.update({f'rejected_{k}': v for k, v in sorted(self.ingest_rejects.items())})
         statuses = [diagnostic_status(level, 'loop', message, 'synchronizer', values)]
         for driver in self.drivers.values():
-            age = time.monotonic() - driver.last_arrival if driver.last_arrival else float('inf')
+            age = self.now_seconds() - driver.last_arrival if driver.last_arrival else float('inf')
             statuses.append(diagnostic_status(
                 OK if age < self.config.silence_timeout_s else WARN, f'driver {driver.namespace}',
                 'reporting' if age < self.config.silence_timeout_s else 'silent', driver.driver_id,

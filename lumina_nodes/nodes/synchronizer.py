@@ -43,7 +43,7 @@ NODE_PARAMS = (
           "[''] discovers them by driver_topic_pattern.", read_only=True),
     Param('driver_topic_pattern', r'^(/[A-Za-z0-9_]+)*/jewels/state$',
           'Regular expression on topic names of driver state batches, used when drivers is empty.', read_only=True),
-    Param('discovery_period_s', 1.0, 'How often the graph is searched for new drivers, s.', 0.1, 60.0,
+    Param('discovery_period_s', 0.25, 'How often the graph is searched for new drivers, s.', 0.05, 60.0,
           read_only=True),
     Param('initial_capacity', 16384, 'Jewel slots preallocated (grows on demand).', 1, 10_000_000, read_only=True),
     Param('coupling_by_stage', [1.0, 1.0, 0.8, 0.6, 0.9],

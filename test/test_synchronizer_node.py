@@ -159,3 +159,27 @@ def test_stale_elements_are_not_ingested_nor_counted_as_rejects(fake_driver, ros
     diagnostics.clear()
     ros_node.spin_until(lambda: latest_loop_values(diagnostics), 5, 'diagnostics')
     assert not any(k.startswith('rejected_') for k in latest_loop_values(diagnostics))
+
+
+def test_biodream_feedback_is_taken_for_known_jewels_and_rejects_counted(fake_driver, ros_node):
+    from lumina_nodes.msg import BioDreamSample
+    pub, states, diagnostics = fake_driver
+    pub.publish(state_batch(ros_node, np.arange(1, 11, dtype=np.uint32), np.zeros(10), np.ones(10)))
+    ros_node.spin_until(lambda: states and states[-1].jewels_total == 10, 10, 'the jewels registered')
+    samples = ros_node.node.create_publisher(BioDreamSample, '/biodream/samples', STATE_QOS)
+    ros_node.wait_for_subscribers('/biodream/samples')
+    deep = BioDreamSample(participant_id='p1', jewel_id=3, stage=BioDreamSample.STAGE_N3, signal_quality=0.9,
+                          stage_probability=[0.0, 0.0, 0.1, 0.9, 0.0])
+    unknown = BioDreamSample(participant_id='p2', jewel_id=999, stage=BioDreamSample.STAGE_N2, signal_quality=0.9,
+                             stage_probability=[0.0, 0.0, 1.0, 0.0, 0.0])
+    broken = BioDreamSample(participant_id='p3', jewel_id=4, stage=BioDreamSample.STAGE_N2, signal_quality=0.9,
+                            stage_probability=[float('nan'), 0.0, 1.0, 0.0, 0.0])
+    for sample in (deep, unknown, broken):
+        samples.publish(sample)
+    diagnostics.clear()
+    ros_node.spin_until(lambda: 'rejected_biodream_invalid' in latest_loop_values(diagnostics), 10,
+                        'the invalid sample counted')
+    values = latest_loop_values(diagnostics)
+    rejected = {k: v for k, v in values.items() if k.startswith('rejected_')}
+    # the deep-sleep sample of jewel 3 was taken; only the other two were rejected
+    assert rejected == {'rejected_biodream_unknown_jewel': '1', 'rejected_biodream_invalid': '1'}

@@ -7,7 +7,6 @@ import gc
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -19,9 +18,6 @@ BATCH_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=Rel
 # Synchronizer and festival state, Bio-Dream samples, tree frames.
 STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.VOLATILE)
-# Latched: a late joiner gets the last message (festival state, configuration).
-LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
 DIAGNOSTICS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 # Diagnostic levels as ints (DiagnosticStatus stores them as one byte).
@@ -113,10 +109,6 @@ class DiagnosticsPublisher:
 def seconds(time_msg):
     """builtin_interfaces/Time -> float seconds."""
     return time_msg.sec + time_msg.nanosec * 1e-9
-
-
-def duration(seconds_value):
-    return Duration(nanoseconds=int(seconds_value * 1e9))
 
 
 def run_node(node_class, args=None):

@@ -245,7 +245,10 @@ def main():
     ap.add_argument('--long', action='store_true', help='also run N = 1e6 (slow)')
     ap.add_argument('--seeds', type=int, default=3)
     ap.add_argument('--floor', action='store_true', help='recompute the ideal time-optimal floor and exit')
+    ap.add_argument('--quick', action='store_true', help='one seed')
     args = ap.parse_args()
+    if args.quick:
+        args.seeds = 1
     if args.floor:
         print(json.dumps(ideal_floor()))
         return

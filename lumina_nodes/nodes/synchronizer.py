@@ -45,6 +45,8 @@ NODE_PARAMS = (
           'Regular expression on topic names of driver state batches, used when drivers is empty.', read_only=True),
     Param('discovery_period_s', 0.25, 'How often the graph is searched for new drivers, s.', 0.05, 60.0,
           read_only=True),
+    Param('timing_window_ticks', 3000, 'Ticks the latency/compute percentiles and jitter are taken over.', 10,
+          1_000_000, read_only=True),
     Param('initial_capacity', 16384, 'Jewel slots preallocated (grows on demand).', 1, 10_000_000, read_only=True),
     Param('coupling_by_stage', [1.0, 1.0, 0.8, 0.6, 0.9],
           'Bio-Dream feedback: coupling gain scale per sleep stage W, N1, N2, N3, REM (0..2); the expected '
@@ -120,7 +122,7 @@ class Synchronizer(Node):
         self.create_subscription(BioDreamSample, '/biodream/samples', self._on_biodream, STATE_QOS)
         self.create_service(SetRhythm, '/sync/set_rhythm', self._on_set_rhythm)
         self.period = 1.0 / self.config.rate_hz
-        self.stats = LoopStats(self.config.rate_hz)
+        self.stats = LoopStats(self.config.rate_hz, values['timing_window_ticks'])
         self.timing = None
         self.last_tick = None
         self.pending_stamp = None  # newest state stamp not yet answered by a tick

@@ -81,7 +81,7 @@ class JewelDriver(Node):
         self.create_service(InjectDisruption, 'inject_disruption', self._on_inject)
         self.seq = 0
         self.command_batches = {'accepted': 0, 'rejected': 0}
-        self.command_elements = {'accepted': 0}
+        self.command_elements_accepted = 0
         self.command_rejects = {}
         self.last_command_problem = ''
         self.stats = LoopStats(self.params['publish_rate_hz'])
@@ -124,7 +124,7 @@ class JewelDriver(Node):
             result = self.backend.apply_command(from_field(msg.ids, np.uint32),
                                                 from_field(msg.frequency_offset, np.float64),
                                                 from_field(msg.intensity, np.float32), self.now_seconds())
-            self.command_elements['accepted'] += result.accepted
+            self.command_elements_accepted += result.accepted
             for reason, count in result.rejected.items():
                 if count:
                     self.command_rejects[reason] = self.command_rejects.get(reason, 0) + count
@@ -170,7 +170,7 @@ class JewelDriver(Node):
             'offered_deadline_missed': self.deadline_misses,
             'command_batches_accepted': self.command_batches['accepted'],
             'command_batches_rejected': self.command_batches['rejected'],
-            'command_elements_accepted': self.command_elements['accepted'],
+            'command_elements_accepted': self.command_elements_accepted,
             **{f'command_rejected_{k}': v for k, v in sorted(self.command_rejects.items())},
         })]
         for level, name, message, values in self.backend.diagnostics():

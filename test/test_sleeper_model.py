@@ -1,7 +1,6 @@
 """Sleeper + jewel oscillator model: cycle statistics, stage drift, slew/clamp, exact integration,
 determinism, drills."""
 import math
-import time
 
 import numpy as np
 import pytest
@@ -185,13 +184,6 @@ def test_phase_scramble_and_validation():
                 dict(fraction=0.5, groups=2, separation=float("nan"))):
         with pytest.raises(ValueError):
             m.inject_overlapping(**bad)
-
-
-def test_vectorised_speed():
-    m = SleeperModel(10000, seed=0)
-    t0 = time.perf_counter()
-    m.advance(20.0)  # 20 sub-steps of 10,000 jewels
-    assert time.perf_counter() - t0 < 1.0
 
 
 # ------------------------------------------------------------------------------------------------ sim backend

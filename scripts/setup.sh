@@ -24,6 +24,22 @@ find_python() {
   return 1
 }
 
+# System tools the interface build needs (Debian names). Installed when missing and we may (root + apt-get);
+# otherwise the message says what to install.
+missing=()
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+command -v make >/dev/null 2>&1 || missing+=(make)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing ${missing[*]} with apt-get"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >/dev/null \
+      || die "apt-get could not install ${missing[*]}"
+  else
+    die "missing ${missing[*]}: install them (Debian: sudo apt-get install ${missing[*]}) and run make setup again."
+  fi
+fi
+
 requirements_hash=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.lumina-requirements" 2>/dev/null)" != "$requirements_hash" ]; then
   if [ ! -x "$venv/bin/python" ]; then
@@ -32,8 +48,6 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.lumina-requirements" 2>/dev/n
     say "creating the virtual environment .venv with $("$python" --version)"
     "$python" -m venv "$venv"
   fi
-  command -v cmake >/dev/null 2>&1 || die "cmake is required to build the interfaces (Debian: apt-get install cmake g++)."
-  command -v g++ >/dev/null 2>&1 || die "a C++ compiler is required to build the interfaces (Debian: apt-get install g++)."
   say "installing the pinned dependencies (requirements.txt)"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r requirements.txt \
     || die "pip could not install requirements.txt (see above)."

@@ -44,7 +44,15 @@ requirements_hash=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.lumina-requirements" 2>/dev/null)" != "$requirements_hash" ]; then
   if [ ! -x "$venv/bin/python" ]; then
     python=$(find_python) || die "Python 3.11 or 3.12 is required (the ROS 2 Kilted wheels exist only for these); found: $(python3 --version 2>&1 || echo none). Install one, or point LUMINA_PYTHON at it."
-    "$python" -c 'import venv, ensurepip' 2>/dev/null || die "$python lacks the venv/ensurepip modules (Debian: apt-get install python3-venv)."
+    if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [[ "$python" == /usr/bin/* ]]; then
+        say "installing python3-venv with apt-get"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; } >/dev/null \
+          || die "apt-get could not install python3-venv"
+      else
+        die "$python lacks the venv/ensurepip modules (Debian: sudo apt-get install python3-venv)."
+      fi
+    fi
     say "creating the virtual environment .venv with $("$python" --version)"
     "$python" -m venv "$venv"
   fi

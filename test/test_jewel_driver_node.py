@@ -189,3 +189,12 @@ def ros_node_time(seconds):
 
 def stamp_seconds(msg):
     return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def test_invalid_configuration_exits_with_a_clear_error(processes):
+    driver = processes.start_node('jewel_driver', '-p', 'backend:=serial')  # no port
+    assert driver.popen.wait(timeout=20) == 1
+    assert "backend 'serial' needs the 'port' parameter" in driver.output()
+    sync = processes.start_node('synchronizer', '-p', 'max_offset_hz:=-1.0')
+    assert sync.popen.wait(timeout=20) == 1
+    assert 'max_offset_hz' in sync.output()

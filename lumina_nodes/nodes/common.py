@@ -7,6 +7,7 @@ import gc
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -50,13 +51,19 @@ class Param:
 
 
 def declare_parameters(node, params):
-    """Declare ``params`` (iterable of Param) on ``node``; return {name: value} after overrides."""
+    """Declare ``params`` (iterable of Param) on ``node``; return {name: value} after overrides.
+
+    An override of the wrong type, outside its range or its choices raises StartupError saying which.
+    """
     values = {}
     for param in params:
-        values[param.name] = node.declare_parameter(param.name, param.default, param.descriptor()).value
+        try:
+            values[param.name] = node.declare_parameter(param.name, param.default, param.descriptor()).value
+        except ParameterException as error:
+            raise StartupError(f'invalid parameter {param.name}: {error}') from error
     for param in params:
         if param.choices and values[param.name] not in param.choices:
-            raise ValueError(f'parameter {param.name}={values[param.name]!r} is not one of {param.choices}')
+            raise StartupError(f'parameter {param.name}={values[param.name]!r} is not one of {param.choices}')
     return values
 
 
@@ -130,6 +137,11 @@ def run_node(node_class, args=None):
     except StartupError as error:
         rclpy.logging.get_logger(node_class.__name__).fatal(str(error))
         return 1
+    except RuntimeError:
+        # SIGINT/SIGTERM shut the context down while the executor was taking a message; rclpy then raises
+        # from take_message ("Unable to convert call argument"). That is a clean shutdown, not a failure.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             if hasattr(node, 'close'):

@@ -196,21 +196,23 @@ class _SubstParser:
         return self.s.startswith('$(', self.i)
 
     def template(self) -> Template:
-        return self._scan(None)
+        return self._scan('', None)
 
-    def _scan(self, quote) -> Template:
-        """Text and substitutions up to the end of the input (quote None) or the closing ``quote``."""
+    def _scan(self, stops, mode, closing=None) -> Template:
+        """Text and substitutions up to a character of ``stops`` (left unread), the ``closing`` quote (read), or
+        the end of the input (an error while a ``closing`` quote is awaited). ``mode`` is passed on to nested
+        substitutions. A backslash escapes the next character; a '$' not starting '$(' is text."""
         start = self.i
         parts: Template = []
         buf: List[str] = []
         while True:
             if self.i >= self.n:
-                if quote is None:
+                if closing is None:
                     break
                 self.i = start - 1
                 self.fail('unterminated quoted string')
             c = self.s[self.i]
-            if c == quote:
+            if c == closing:
                 self.i += 1
                 break
             if c == '\\' and self.i + 1 < self.n:
@@ -220,7 +222,9 @@ class _SubstParser:
                 if buf:
                     parts.append(''.join(buf))
                     buf = []
-                parts.append(self.substitution(quote))
+                parts.append(self.substitution(mode))
+            elif c in stops:
+                break
             else:
                 buf.append(c)
                 self.i += 1
@@ -261,36 +265,14 @@ class _SubstParser:
     def value(self, mode) -> Template:
         if self.i < self.n and mode is None and self.s[self.i] in '\'"':
             return self.quoted(self.s[self.i])
-        forbidden = ' \\$()' + ('\'"' if mode is None else mode)
-        parts: Template = []
-        buf: List[str] = []
-        while self.i < self.n:
-            c = self.s[self.i]
-            if c == '\\' and self.i + 1 < self.n:
-                buf.append(self.s[self.i + 1])
-                self.i += 2
-            elif self.at_subst():
-                if buf:
-                    parts.append(''.join(buf))
-                    buf = []
-                parts.append(self.substitution(mode))
-            elif c == '$':
-                buf.append(c)
-                self.i += 1
-            elif c in forbidden:
-                break
-            else:
-                buf.append(c)
-                self.i += 1
-        if buf:
-            parts.append(''.join(buf))
+        parts = self._scan(' ()' + ('\'"' if mode is None else mode), mode)
         if not parts:
             self.fail('empty substitution argument')
         return parts
 
     def quoted(self, q) -> Template:
         self.i += 1  # the opening quote
-        return self._scan(q) or ['']
+        return self._scan('', q, closing=q) or ['']
 
 
 def parse_substitution(text: str) -> Template:

@@ -1227,12 +1227,13 @@ def parse_launch_file(path: str, launch_arguments: Union[Dict[str, str],
     try:
         _include_file(ctx, path, given, None)
     except LaunchError:
-        _cleanup_generated(ctx.processes)
+        remove_generated_param_files(ctx.processes)
         raise
     return LaunchResult(ctx.processes, ctx.warnings, ctx.configs)
 
 
-def _cleanup_generated(processes):
+def remove_generated_param_files(processes):
+    """Delete the parameter files generated for ``processes`` (ProcessSpecs); missing ones are fine."""
     for p in processes:
         for pf in p.generated_param_files:
             try:

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence
 
 import psutil
 
-from .parser import ProcessSpec
+from .parser import ProcessSpec, remove_generated_param_files
 
 __all__ = ['run', 'make_log_dir', 'default_log_base']
 
@@ -511,12 +511,7 @@ def run(specs: Sequence[ProcessSpec], *, log_dir: Optional[str] = None, screen=N
         for sig, handler in old.items():
             signal.signal(sig, handler)
         if cleanup_param_files:
-            for s in specs:
-                for pf in s.generated_param_files:
-                    try:
-                        os.unlink(pf.path)
-                    except OSError:
-                        pass
+            remove_generated_param_files(specs)
 
 
 def format_process(spec: ProcessSpec, base_env=None) -> str:

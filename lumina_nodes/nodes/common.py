@@ -113,6 +113,11 @@ class DiagnosticsPublisher:
         self._publisher.publish(msg)
 
 
+def clock_seconds(node):
+    """The node clock now, float seconds (sim time under use_sim_time)."""
+    return node.get_clock().now().nanoseconds * 1e-9
+
+
 def seconds(time_msg):
     """builtin_interfaces/Time -> float seconds."""
     return time_msg.sec + time_msg.nanosec * 1e-9

@@ -12,7 +12,7 @@ Topics/services: subscribes /sync/state; calls <plaza>/inject_disruption of ever
 from rclpy.node import Node
 
 from lumina_nodes.msg import ClusterState, SyncState
-from lumina_nodes.nodes.common import STATE_QOS, Param, declare_parameters, run_node
+from lumina_nodes.nodes.common import clock_seconds, STATE_QOS, Param, declare_parameters, run_node
 from lumina_nodes.srv import InjectDisruption
 
 PARAMS = (
@@ -64,7 +64,7 @@ class CrisisDrill(Node):
 
     def _on_state(self, msg):
         if self.state is None:
-            self.t0 = self.stage_start = self.now_seconds()
+            self.t0 = self.stage_start = clock_seconds(self)
         self.state = msg
         if self.stage in ('overlapping frequencies injected: detecting', 'clusters detected: healing'):
             self.lowest_r = min(self.lowest_r, msg.order_parameter)
@@ -73,14 +73,11 @@ class CrisisDrill(Node):
                 self.clients_by_plaza[plaza.driver_id] = self.create_client(
                     InjectDisruption, f'/{plaza.driver_id}/inject_disruption')
 
-    def now_seconds(self):
-        return self.get_clock().now().nanoseconds * 1e-9
-
     def elapsed(self):
-        return self.now_seconds() - self.t0
+        return clock_seconds(self) - self.t0
 
     def _enter(self, stage):
-        now = self.now_seconds()
+        now = clock_seconds(self)
         self.marks[self.stage] = now - self.stage_start
         self.stage, self.stage_start = stage, now
         print(f'[{self.elapsed():7.2f} s] >>> {stage}', flush=True)
@@ -89,7 +86,7 @@ class CrisisDrill(Node):
         s = self.state
         if s is None or self.exit_code is not None or self.p['scenario'] == 'watch':
             return
-        in_stage = self.now_seconds() - self.stage_start
+        in_stage = clock_seconds(self) - self.stage_start
         if self.stage != 'waiting for the city' and in_stage > self.p['stage_timeout_s']:
             self._finish(1, f'stage "{self.stage}" did not finish within {self.p["stage_timeout_s"]:g} s')
             return

@@ -20,8 +20,9 @@ from rclpy.qos import QoSProfile
 from lumina_nodes.backends.jewel import make_jewel_backend
 from lumina_nodes.fastpath import from_field, to_field
 from lumina_nodes.msg import JewelCommandBatch, JewelStateBatch
-from lumina_nodes.nodes.common import (BATCH_QOS, ERROR, OK, WARN, DiagnosticsPublisher, Param, StartupError,
-                                       check_choices, declare_parameters, diagnostic_status, run_node)
+from lumina_nodes.nodes.common import (clock_seconds, BATCH_QOS, ERROR, OK, WARN, DiagnosticsPublisher, Param,
+                                       StartupError, check_choices, declare_parameters, diagnostic_status,
+                                       run_node)
 from lumina_nodes.srv import InjectDisruption
 from lumina_nodes.timing import LoopStats
 
@@ -92,12 +93,9 @@ class JewelDriver(Node):
             f"{self.params['jewel_count'] if self.params['backend'] == 'sim' else 'device'} jewels, "
             f"{self.params['publish_rate_hz']:g} Hz")
 
-    def now_seconds(self):
-        return self.get_clock().now().nanoseconds * 1e-9
-
     def _publish_state(self):
         wall_start = time.perf_counter()
-        now = self.now_seconds()
+        now = clock_seconds(self)
         if now <= 0.0:  # use_sim_time and no /clock yet
             return
         snapshot = self.backend.poll(now)
@@ -123,7 +121,7 @@ class JewelDriver(Node):
             # counts it under length_mismatch.
             result = self.backend.apply_command(from_field(msg.ids, np.uint32),
                                                 from_field(msg.frequency_offset, np.float64),
-                                                from_field(msg.intensity, np.float32), self.now_seconds())
+                                                from_field(msg.intensity, np.float32), clock_seconds(self))
             self.command_elements_accepted += result.accepted
             for reason, count in result.rejected.items():
                 if count:
@@ -142,7 +140,7 @@ class JewelDriver(Node):
         accepted, message, affected = self.backend.inject(
             request.kind, fraction=request.fraction, groups=request.groups, separation=request.separation,
             report_loss=request.report_loss, report_corruption=request.report_corruption,
-            duration=request.duration, seed=request.seed, now=self.now_seconds())
+            duration=request.duration, seed=request.seed, now=clock_seconds(self))
         response.accepted, response.message, response.jewels_affected = bool(accepted), message, int(affected)
         if accepted:
             self.get_logger().info(f'inject_disruption kind {request.kind}: {message}')

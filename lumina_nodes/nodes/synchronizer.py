@@ -29,8 +29,8 @@ from lumina_nodes.fastpath import from_field, to_field
 from lumina_nodes.kernels.phase_lock import PhaseLockKernel, SyncConfig
 from lumina_nodes.msg import (BioDreamSample, ClusterState, JewelCommandBatch, JewelStateBatch, LoopTiming,
                               PlazaSync, SyncState)
-from lumina_nodes.nodes.common import (BATCH_QOS, OK, STATE_QOS, WARN, DiagnosticsPublisher, Param, StartupError,
-                                       declare_parameters, diagnostic_status, run_node, seconds)
+from lumina_nodes.nodes.common import (clock_seconds, BATCH_QOS, OK, STATE_QOS, WARN, DiagnosticsPublisher, Param,
+                                       StartupError, declare_parameters, diagnostic_status, run_node, seconds)
 from lumina_nodes.srv import SetRhythm
 from lumina_nodes.timing import LoopStats
 
@@ -159,11 +159,8 @@ class Synchronizer(Node):
         self.create_subscription(JewelStateBatch, state_topic, lambda msg: self._on_state(driver, msg), BATCH_QOS)
         self.get_logger().info(f'following driver {namespace} ({state_topic})')
 
-    def now_seconds(self):
-        return self.get_clock().now().nanoseconds * 1e-9
-
     def _on_state(self, driver, msg):
-        now = self.now_seconds()
+        now = clock_seconds(self)
         stamp = seconds(msg.header.stamp)
         driver.driver_id = msg.driver_id or driver.driver_id
         if driver.last_seq is not None and msg.seq != (driver.last_seq + 1) & 0xFFFFFFFF:
@@ -203,7 +200,7 @@ class Synchronizer(Node):
             self._tick()
 
     def _active_drivers(self):
-        horizon = self.now_seconds() - self.config.silence_timeout_s
+        horizon = clock_seconds(self) - self.config.silence_timeout_s
         return [d for d in self.drivers.values() if d.last_arrival is not None and d.last_arrival >= horizon]
 
     def _count_rejects(self, report):
@@ -213,12 +210,12 @@ class Synchronizer(Node):
 
     # ------------------------------------------------------------------------------------------ the loop
     def _on_watchdog(self):
-        if self.last_tick is None or self.now_seconds() - self.last_tick >= 1.25 * self.period:
+        if self.last_tick is None or clock_seconds(self) - self.last_tick >= 1.25 * self.period:
             self._tick()
 
     def _tick(self):
         wall_start = time.perf_counter()
-        now = self.now_seconds()
+        now = clock_seconds(self)
         if now <= 0.0:  # use_sim_time and no /clock yet
             return
         result = self.kernel.step(now)
@@ -237,7 +234,7 @@ class Synchronizer(Node):
             driver.command_seq = (driver.command_seq + 1) & 0xFFFFFFFF
             driver.fresh = False
             if self.pending_stamp is not None:
-                latency = self.now_seconds() - self.pending_stamp
+                latency = clock_seconds(self) - self.pending_stamp
                 self.pending_stamp = None
         self.stats.record(now, time.perf_counter() - wall_start, latency)
         self.last_tick = now
@@ -259,7 +256,7 @@ class Synchronizer(Node):
                 mean_phase=cluster.mean_phase, target_frequency=cluster.target_frequency,
                 resolution=RESOLUTIONS[cluster.resolution]))
         by_key = {d.key: d for d in self.drivers.values()}
-        now = self.now_seconds()
+        now = clock_seconds(self)
         table = result.drivers
         for k, key in enumerate(table.driver_key.tolist()):
             driver = by_key.get(key)
@@ -353,7 +350,7 @@ class Synchronizer(Node):
         values.update({f'rejected_{k}': v for k, v in sorted(self.ingest_rejects.items())})
         statuses = [diagnostic_status(level, 'loop', message, 'synchronizer', values)]
         for driver in self.drivers.values():
-            age = self.now_seconds() - driver.last_arrival if driver.last_arrival else float('inf')
+            age = clock_seconds(self) - driver.last_arrival if driver.last_arrival else float('inf')
             statuses.append(diagnostic_status(
                 OK if age < self.config.silence_timeout_s else WARN, f'driver {driver.namespace}',
                 'reporting' if age < self.config.silence_timeout_s else 'silent', driver.driver_id,

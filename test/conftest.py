@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from harness import DomainLease, ProcessManager, RosTestNode, test_environment
+from harness import DomainLease, ProcessManager, RosTestNode, child_environment
 
 # The test process's own rclpy contexts discover only on this host, like every child process.
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
@@ -28,7 +28,7 @@ def ros_domain():
 @pytest.fixture
 def ros_env(ros_domain, tmp_path):
     """Environment for child processes of this test."""
-    return test_environment(ros_domain, tmp_path)
+    return child_environment(ros_domain, tmp_path)
 
 
 @pytest.fixture

@@ -22,6 +22,13 @@ import psutil
 TEST_DOMAIN_RANGE = range(100, 230)
 TOKEN_VARIABLE = 'LUMINA_TEST_TOKEN'
 
+# Shared test data, found from any test folder.
+TEST_ROOT = Path(__file__).resolve().parent
+REPO = TEST_ROOT.parent
+PEERS = TEST_ROOT / 'peers'
+CORPUS = TEST_ROOT / 'corpus'
+LAUNCH_FIXTURES = TEST_ROOT / 'launch_fixtures'
+
 
 class DomainLease:
     """Holds an exclusive lock on one DDS domain id for the lifetime of a test, across concurrent test runs."""
@@ -160,7 +167,7 @@ class ProcessManager:
         return [p for p in found if p.pid != os.getpid()]
 
 
-def test_environment(domain_id, tmp_path):
+def child_environment(domain_id, tmp_path):
     """Environment for the processes of one test: its own domain, loopback discovery, a token, logs in tmp."""
     env = dict(os.environ)
     env.update({
@@ -223,7 +230,7 @@ def isolated_graph(probe_name='bench_probe'):
     """
     lease = DomainLease()
     tmp = Path(tempfile.mkdtemp(prefix='lumina-'))
-    manager = ProcessManager(test_environment(lease.domain_id, tmp), tmp)
+    manager = ProcessManager(child_environment(lease.domain_id, tmp), tmp)
     probe = RosTestNode(lease.domain_id, probe_name)
     try:
         yield manager, probe

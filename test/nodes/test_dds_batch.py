@@ -1,13 +1,11 @@
 """A batch of 10,000 jewels crosses from one process to another over DDS, bit for bit."""
-from pathlib import Path
-
 import numpy as np
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from lumina_nodes.fastpath import from_field
 from lumina_nodes.msg import JewelStateBatch
 
-PEERS = Path(__file__).parent / 'peers'
+from harness import PEERS
 
 
 def bits(array):

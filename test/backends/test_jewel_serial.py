@@ -15,7 +15,7 @@ from lumina_nodes.backends import jewel_protocol as p
 from lumina_nodes.backends.jewel import STATUS_FAULT, STATUS_LOW_BATTERY, STATUS_STALE, make_jewel_backend
 from lumina_nodes.backends.jewel_serial import SerialJewelBackend
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from harness import REPO
 
 
 def wait_until(pred, timeout=5.0, step=0.02):

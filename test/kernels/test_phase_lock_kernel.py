@@ -11,13 +11,13 @@ import sys
 
 import numpy as np
 import pytest
+from harness import REPO
 from hypothesis import given, settings, strategies as st
 
 from lumina_nodes.kernels.phase_lock import (
     MESSAGE_REASONS, REJECT_REASONS, PhaseLockKernel, SyncConfig, assign_channels, wrap_phase)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+ROOT = str(REPO)
 TWO_PI = 2 * math.pi
 DT = 0.02
 

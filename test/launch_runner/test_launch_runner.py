@@ -21,9 +21,9 @@ from lumina_nodes.launch_runner import (LaunchError, describe_launch_arguments,
                                         format_show_args, parse_launch_file)
 from lumina_nodes.launch_runner.cli import main as cli_main
 
-FIXTURES = Path(__file__).resolve().parent / 'launch_fixtures'
+from harness import LAUNCH_FIXTURES as FIXTURES
 FAKE = FIXTURES / 'fake_node.py'
-REPO = Path(__file__).resolve().parent.parent
+from harness import REPO
 PY = sys.executable
 
 

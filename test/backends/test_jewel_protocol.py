@@ -2,7 +2,6 @@
 and the regression corpus in test/corpus/jewel_protocol/."""
 import json
 import math
-import pathlib
 import random
 import struct
 
@@ -10,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness import CORPUS as CORPUS_ROOT
 from lumina_nodes.backends import jewel_protocol as p
 
-CORPUS = pathlib.Path(__file__).parent / "corpus" / "jewel_protocol"
+CORPUS = CORPUS_ROOT / "jewel_protocol"
 
 u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)

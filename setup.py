@@ -4,6 +4,7 @@ colcon builds this package with ament_cmake (CMakeLists.txt), which generates th
 the Python package and the executables listed in setup.cfg. This file lets Python tooling that expects a
 setup.py read the same metadata.
 """
+
 from setuptools import setup
 
 setup()

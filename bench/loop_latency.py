@@ -9,6 +9,7 @@ Last line: one JSON object.
 
     python bench/loop_latency.py [--duration 60] [--jewels-per-driver 2500]
 """
+
 import argparse
 import json
 import sys
@@ -18,11 +19,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'test'))
-from harness import isolated_graph  # noqa: E402
-
-from lumina_nodes.msg import JewelCommandBatch, SyncState  # noqa: E402
-from lumina_nodes.nodes.common import BATCH_QOS, STATE_QOS  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "test"))
+from harness import isolated_graph
+from lumina_nodes.msg import JewelCommandBatch, SyncState
+from lumina_nodes.nodes.common import BATCH_QOS, STATE_QOS
 
 DRIVERS = 4
 
@@ -30,23 +30,43 @@ DRIVERS = 4
 def measure(jewels_per_driver, duration):
     with isolated_graph() as (manager, probe):
         for k in range(DRIVERS):
-            manager.start_node('jewel_driver', '-r', f'__ns:=/plaza_{k + 1}', '-p', f'jewel_count:={jewels_per_driver}',
-                               '-p', f'first_id:={k * jewels_per_driver + 1}', '-p', f'seed:={k + 1}')
+            manager.start_node(
+                "jewel_driver",
+                "-r",
+                f"__ns:=/plaza_{k + 1}",
+                "-p",
+                f"jewel_count:={jewels_per_driver}",
+                "-p",
+                f"first_id:={k * jewels_per_driver + 1}",
+                "-p",
+                f"seed:={k + 1}",
+            )
         # The percentile window covers exactly the measured ticks, not the start-up.
-        sync = manager.start_node('synchronizer', '-p', f'initial_capacity:={DRIVERS * jewels_per_driver}',
-                                  '-p', f'timing_window_ticks:={int(duration * 50)}')
+        sync = manager.start_node(
+            "synchronizer",
+            "-p",
+            f"initial_capacity:={DRIVERS * jewels_per_driver}",
+            "-p",
+            f"timing_window_ticks:={int(duration * 50)}",
+        )
         states, external = [], []
 
         def on_command(msg):
             now = probe.node.get_clock().now().nanoseconds * 1e-9
             external.append(now - (msg.source_stamp.sec + msg.source_stamp.nanosec * 1e-9))
 
-        probe.node.create_subscription(SyncState, '/sync/state', states.append, STATE_QOS)
-        probe.node.create_subscription(JewelCommandBatch, '/plaza_1/jewels/command', on_command, BATCH_QOS)
+        probe.node.create_subscription(SyncState, "/sync/state", states.append, STATE_QOS)
+        probe.node.create_subscription(JewelCommandBatch, "/plaza_1/jewels/command", on_command, BATCH_QOS)
         # Simulated links drop out now and then (dropout_rate), so a few jewels are silent at any time.
-        probe.spin_until(lambda: states and states[-1].jewels_total == DRIVERS * jewels_per_driver
-                         and states[-1].jewels_active >= 0.98 * DRIVERS * jewels_per_driver, 30,
-                         'every jewel known, 98 % active at the synchronizer')
+        probe.spin_until(
+            lambda: (
+                states
+                and states[-1].jewels_total == DRIVERS * jewels_per_driver
+                and states[-1].jewels_active >= 0.98 * DRIVERS * jewels_per_driver
+            ),
+            30,
+            "every jewel known, 98 % active at the synchronizer",
+        )
         probe.spin_for(2.0)  # warm-up
         process = psutil.Process(sync.pid)
         cpu0, t0 = sum(process.cpu_times()[:2]), time.monotonic()
@@ -57,44 +77,55 @@ def measure(jewels_per_driver, duration):
         last = states[-1]
         ext = np.array(external)
         return {
-            'jewels': DRIVERS * jewels_per_driver,
-            'p50_ms': last.timing.latency_p50 * 1e3,
-            'p99_ms': last.timing.latency_p99 * 1e3,
-            'max_ms': last.timing.latency_max * 1e3,
-            'deadline_misses': int(last.timing.deadline_misses - first.deadline_misses),
-            'ticks': int(last.timing.ticks - first.ticks),
-            'tick_rate_hz': (last.timing.ticks - first.ticks) / (t1 - t0),
-            'compute_p50_ms': last.timing.compute_p50 * 1e3,
-            'external_p50_ms': float(np.percentile(ext, 50) * 1e3) if ext.size else float('nan'),
-            'external_p99_ms': float(np.percentile(ext, 99) * 1e3) if ext.size else float('nan'),
-            'cpu_cores': (cpu1 - cpu0) / (t1 - t0),
-            'order_parameter': last.order_parameter,
+            "jewels": DRIVERS * jewels_per_driver,
+            "p50_ms": last.timing.latency_p50 * 1e3,
+            "p99_ms": last.timing.latency_p99 * 1e3,
+            "max_ms": last.timing.latency_max * 1e3,
+            "deadline_misses": int(last.timing.deadline_misses - first.deadline_misses),
+            "ticks": int(last.timing.ticks - first.ticks),
+            "tick_rate_hz": (last.timing.ticks - first.ticks) / (t1 - t0),
+            "compute_p50_ms": last.timing.compute_p50 * 1e3,
+            "external_p50_ms": float(np.percentile(ext, 50) * 1e3) if ext.size else float("nan"),
+            "external_p99_ms": float(np.percentile(ext, 99) * 1e3) if ext.size else float("nan"),
+            "cpu_cores": (cpu1 - cpu0) / (t1 - t0),
+            "order_parameter": last.order_parameter,
         }
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--jewels-per-driver', type=int, default=2500)
-    parser.add_argument('--duration', type=float, default=60.0)
-    parser.add_argument('--quick', action='store_true', help='10 s per run')
+    parser.add_argument("--jewels-per-driver", type=int, default=2500)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--quick", action="store_true", help="10 s per run")
     args = parser.parse_args(argv)
     duration = 10.0 if args.quick else args.duration
 
     baseline = measure(1, duration)
     result = measure(args.jewels_per_driver, duration)
-    print(f'latency percentiles over the {result["ticks"]} ticks of the {duration:g} s measured')
-    print(f'{"jewels":>7} {"p50 ms":>7} {"p99 ms":>7} {"max ms":>7} {"misses":>7} {"tick Hz":>8} '
-          f'{"ext p99":>8} {"CPU":>6} {"r":>6}')
+    print(f"latency percentiles over the {result['ticks']} ticks of the {duration:g} s measured")
+    print(
+        f"{'jewels':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'misses':>7} {'tick Hz':>8} "
+        f"{'ext p99':>8} {'CPU':>6} {'r':>6}"
+    )
     for row in (baseline, result):
-        print(f'{row["jewels"]:>7} {row["p50_ms"]:>7.2f} {row["p99_ms"]:>7.2f} {row["max_ms"]:>7.2f} '
-              f'{row["deadline_misses"]:>7} {row["tick_rate_hz"]:>8.1f} {row["external_p99_ms"]:>8.2f} '
-              f'{row["cpu_cores"]:>6.3f} {row["order_parameter"]:>6.3f}')
-    print(f'p99 vs 4-jewel baseline: {result["p99_ms"] / baseline["p99_ms"]:.2f}x; target p99 <= 5 ms, 0 misses')
-    print(json.dumps({**{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()},
-                      'baseline_p99_ms': round(baseline['p99_ms'], 4),
-                      'baseline_cpu_cores': round(baseline['cpu_cores'], 4), 'duration_s': duration}))
+        print(
+            f"{row['jewels']:>7} {row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} {row['max_ms']:>7.2f} "
+            f"{row['deadline_misses']:>7} {row['tick_rate_hz']:>8.1f} {row['external_p99_ms']:>8.2f} "
+            f"{row['cpu_cores']:>6.3f} {row['order_parameter']:>6.3f}"
+        )
+    print(f"p99 vs 4-jewel baseline: {result['p99_ms'] / baseline['p99_ms']:.2f}x; target p99 <= 5 ms, 0 misses")
+    print(
+        json.dumps(
+            {
+                **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()},
+                "baseline_p99_ms": round(baseline["p99_ms"], 4),
+                "baseline_cpu_cores": round(baseline["cpu_cores"], 4),
+                "duration_s": duration,
+            }
+        )
+    )
     return 0
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     raise SystemExit(main())

@@ -8,6 +8,7 @@ step (float64 cos + sin, in-place ``out=`` buffers, rint wrap), the SYNC_SCIENCE
 Timing: median tick of each trial, best trial of several (single thread, after warm-up ticks).
 Usage: python bench/sync_kernel.py [--quick]. The last line printed is one JSON object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,8 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from lumina_nodes.kernels.phase_lock import PhaseLockKernel, SyncConfig  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from lumina_nodes.kernels.phase_lock import PhaseLockKernel, SyncConfig
 
 TWO_PI = 2 * math.pi
 DT = 0.02
@@ -33,7 +34,7 @@ def bench_kernel(n, ticks, trials, cfg=None, kernel_only=False):
     nat = rng.normal(1.0, 0.05, n)
     th0 = rng.random(n) * TWO_PI
     sets = []
-    for j in range(4):   # rotating report sets, prepared outside the timed region
+    for j in range(4):  # rotating report sets, prepared outside the timed region
         ph = th0 + TWO_PI * nat * (j * DT) + rng.normal(0, 0.05, n)
         ph -= TWO_PI * np.rint(ph / TWO_PI)
         sets.append((ph, nat + rng.normal(0, 0.002, n), np.zeros(n)))
@@ -99,7 +100,7 @@ def bench_baseline(n, ticks, trials):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--quick', action='store_true', help='fewer ticks and trials')
+    ap.add_argument("--quick", action="store_true", help="fewer ticks and trials")
     args = ap.parse_args()
     sizes = [1_000, 10_000, 100_000, 1_000_000]
     res, base = {}, {}
@@ -110,15 +111,19 @@ def main():
             ticks, trials = (500, 5) if n <= 10_000 else ((150, 5) if n <= 100_000 else (40, 5))
         res[str(n)] = round(bench_kernel(n, ticks, trials), 3)
         base[str(n)] = round(bench_baseline(n, ticks, trials), 3)
-    print(f'phase-lock kernel, whole tick (ingest all + step + commands_for), ns per jewel; '
-          f'python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}')
-    print(f'{"N":>10s} {"kernel ns/jewel":>16s} {"us/tick":>10s} {"numpy f64 Kuramoto":>19s} {"ratio":>7s} {"target":>8s}')
+    print(
+        f"phase-lock kernel, whole tick (ingest all + step + commands_for), ns per jewel; "
+        f"python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}"
+    )
+    print(
+        f"{'N':>10s} {'kernel ns/jewel':>16s} {'us/tick':>10s} {'numpy f64 Kuramoto':>19s} {'ratio':>7s} {'target':>8s}"
+    )
     for n in sizes:
         kv, bv = res[str(n)], base[str(n)]
-        tgt = {1_000_000: '<= 10', 100_000: '<= 8', 10_000: '<= 8', 1_000: '<=50us'}.get(n, '')
-        print(f'{n:>10d} {kv:>16.2f} {kv * n / 1e3:>10.1f} {bv:>19.2f} {bv / kv:>7.2f} {tgt:>8s}')
-    print(json.dumps({'ns_per_jewel': res, 'baseline_ns_per_jewel': base}))
+        tgt = {1_000_000: "<= 10", 100_000: "<= 8", 10_000: "<= 8", 1_000: "<=50us"}.get(n, "")
+        print(f"{n:>10d} {kv:>16.2f} {kv * n / 1e3:>10.1f} {bv:>19.2f} {bv / kv:>7.2f} {tgt:>8s}")
+    print(json.dumps({"ns_per_jewel": res, "baseline_ns_per_jewel": base}))
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

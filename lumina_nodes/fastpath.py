@@ -10,26 +10,27 @@ Example::
     msg.phase = to_field(phase, np.float64)        # numpy -> message, one memcpy
     phase = from_field(msg.phase, np.float64)      # message -> numpy view, no copy
 """
+
 import array
 
 import numpy as np
 
 # numpy dtype -> array.array type code of the same size, as rosidl's Python generator uses them.
 _TYPECODES = {
-    np.dtype(np.float64): 'd',
-    np.dtype(np.float32): 'f',
-    np.dtype(np.int8): 'b',
-    np.dtype(np.uint8): 'B',
-    np.dtype(np.int16): 'h',
-    np.dtype(np.uint16): 'H',
-    np.dtype(np.int32): 'i',
-    np.dtype(np.uint32): 'I',
-    np.dtype(np.int64): 'q',
-    np.dtype(np.uint64): 'Q',
+    np.dtype(np.float64): "d",
+    np.dtype(np.float32): "f",
+    np.dtype(np.int8): "b",
+    np.dtype(np.uint8): "B",
+    np.dtype(np.int16): "h",
+    np.dtype(np.uint16): "H",
+    np.dtype(np.int32): "i",
+    np.dtype(np.uint32): "I",
+    np.dtype(np.int64): "q",
+    np.dtype(np.uint64): "Q",
 }
 for _dtype, _code in _TYPECODES.items():
     if array.array(_code).itemsize != _dtype.itemsize:  # pragma: no cover - platform guard
-        raise ImportError(f'array type code {_code!r} is not {_dtype.itemsize} bytes on this platform')
+        raise ImportError(f"array type code {_code!r} is not {_dtype.itemsize} bytes on this platform")
 
 
 def to_field(values, dtype) -> array.array:
@@ -44,9 +45,9 @@ def to_field(values, dtype) -> array.array:
     dtype = np.dtype(dtype)
     data = np.ascontiguousarray(values, dtype=dtype)
     if data.ndim != 1:
-        raise ValueError(f'message array fields are one-dimensional, got shape {data.shape}')
+        raise ValueError(f"message array fields are one-dimensional, got shape {data.shape}")
     out = array.array(_TYPECODES[dtype])
-    out.frombytes(memoryview(data).cast('B'))
+    out.frombytes(memoryview(data).cast("B"))
     return out
 
 

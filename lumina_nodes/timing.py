@@ -3,6 +3,7 @@
 All times are seconds. A tick counts as a deadline miss when it starts more than 1.5 periods after the
 previous tick started: the loop missed a slot of its schedule.
 """
+
 import numpy as np
 
 
@@ -26,7 +27,7 @@ class LoopStats:
         self.ticks = 0
         self.deadline_misses = 0
 
-    def record(self, start, compute, latency=float('nan')):
+    def record(self, start, compute, latency=float("nan")):
         """Record one tick: its start (monotonic s), compute time (s) and input-to-output latency (s)."""
         k = self._index % self._latency.size
         if self._last_start is not None:
@@ -42,23 +43,24 @@ class LoopStats:
 
     def summary(self):
         """Dict of rate_hz, ticks, deadline_misses, latency_p50/p99/max, jitter, compute_p50/max (s)."""
+
         def pct(values, q):
             finite = values[np.isfinite(values)]
-            return float(np.percentile(finite, q)) if finite.size else float('nan')
+            return float(np.percentile(finite, q)) if finite.size else float("nan")
 
         def peak(values):
             finite = values[np.isfinite(values)]
-            return float(finite.max()) if finite.size else float('nan')
+            return float(finite.max()) if finite.size else float("nan")
 
         intervals = self._interval[np.isfinite(self._interval)]
         return {
-            'rate_hz': self.rate_hz,
-            'ticks': self.ticks,
-            'deadline_misses': self.deadline_misses,
-            'latency_p50': pct(self._latency, 50),
-            'latency_p99': pct(self._latency, 99),
-            'latency_max': peak(self._latency),
-            'jitter': float(intervals.std()) if intervals.size > 1 else float('nan'),
-            'compute_p50': pct(self._compute, 50),
-            'compute_max': peak(self._compute),
+            "rate_hz": self.rate_hz,
+            "ticks": self.ticks,
+            "deadline_misses": self.deadline_misses,
+            "latency_p50": pct(self._latency, 50),
+            "latency_p99": pct(self._latency, 99),
+            "latency_max": peak(self._latency),
+            "jitter": float(intervals.std()) if intervals.size > 1 else float("nan"),
+            "compute_p50": pct(self._compute, 50),
+            "compute_max": peak(self._compute),
         }

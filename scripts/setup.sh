@@ -8,6 +8,11 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 venv="$root/.venv"
 
+# One setup at a time per checkout (two shells, or tests and a run, starting together).
+mkdir -p "$root/build"
+exec 9>"$root/build/.setup.lock"
+flock 9
+
 say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 

@@ -1,4 +1,5 @@
 """Fixtures shared by the whole suite: see harness.py for what they guarantee."""
+
 import os
 
 import pytest
@@ -6,15 +7,15 @@ import pytest
 from harness import DomainLease, ProcessManager, RosTestNode, child_environment
 
 # The test process's own rclpy contexts discover only on this host, like every child process.
-os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    setattr(item, f'report_{report.when}', report)
+    setattr(item, f"report_{report.when}", report)
 
 
 @pytest.fixture
@@ -40,13 +41,13 @@ def processes(request, ros_env, tmp_path):
     manager = ProcessManager(ros_env, tmp_path)
     yield manager
     manager.stop_all()
-    report = getattr(request.node, 'report_call', None)
+    report = getattr(request.node, "report_call", None)
     if report is None or report.failed:
         print(manager.outputs())
     leftovers = manager.leftovers()
     for proc in leftovers:
         proc.kill()
-    assert not leftovers, f'processes outlived the test: {[(p.pid, p.cmdline()) for p in leftovers]}'
+    assert not leftovers, f"processes outlived the test: {[(p.pid, p.cmdline()) for p in leftovers]}"
 
 
 @pytest.fixture

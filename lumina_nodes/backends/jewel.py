@@ -27,12 +27,12 @@ An empty ``intensity`` array with a non-empty batch means "leave every jewel's i
 synchronizer steers rhythm only): the returned intensities are then NaN and backends keep the current ones.
 ``link_down``        (serial) valid, but the device link is not connected, so it could not be sent.
 """
+
 from __future__ import annotations
 
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -45,24 +45,35 @@ STATUS_FAULT = 4
 
 DIAG_OK, DIAG_WARN, DIAG_ERROR = 0, 1, 2
 
-REJECT_REASONS = ("length_mismatch", "unknown_id", "duplicate_id", "non_finite", "offset_limit",
-                  "intensity_range", "link_down")
+REJECT_REASONS = (
+    "length_mismatch",
+    "unknown_id",
+    "duplicate_id",
+    "non_finite",
+    "offset_limit",
+    "intensity_range",
+    "link_down",
+)
 
 KIND_OVERLAPPING_FREQUENCIES = 0
 KIND_PHASE_SCRAMBLE = 1
 KIND_LINK_DEGRADATION = 2
 KIND_CLEAR = 3
 KIND_NAMES = {
-    "overlapping_frequencies": KIND_OVERLAPPING_FREQUENCIES, "overlapping": KIND_OVERLAPPING_FREQUENCIES,
-    "phase_scramble": KIND_PHASE_SCRAMBLE, "link_degradation": KIND_LINK_DEGRADATION, "clear": KIND_CLEAR,
+    "overlapping_frequencies": KIND_OVERLAPPING_FREQUENCIES,
+    "overlapping": KIND_OVERLAPPING_FREQUENCIES,
+    "phase_scramble": KIND_PHASE_SCRAMBLE,
+    "link_degradation": KIND_LINK_DEGRADATION,
+    "clear": KIND_CLEAR,
 }
 
-Diagnostic = Tuple[int, str, str, Dict[str, str]]
+Diagnostic = tuple[int, str, str, dict[str, str]]
 
 
 @dataclass
 class JewelSnapshot:
     """Struct-of-arrays state of a backend's jewels at ``stamp`` (the caller's ``now``); all arrays length K."""
+
     stamp: float
     ids: np.ndarray  # uint32
     phase: np.ndarray  # float64 rad, [-pi, pi), measured at stamp - sample_age
@@ -76,15 +87,23 @@ class JewelSnapshot:
         return len(self.ids)
 
     @classmethod
-    def empty(cls, stamp: float) -> "JewelSnapshot":
-        return cls(stamp, np.zeros(0, np.uint32), np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0),
-                   np.zeros(0, np.float32), np.zeros(0, np.uint8))
+    def empty(cls, stamp: float) -> JewelSnapshot:
+        return cls(
+            stamp,
+            np.zeros(0, np.uint32),
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.uint8),
+        )
 
 
 @dataclass
 class CommandResult:
     accepted: int = 0
-    rejected: Dict[str, int] = field(default_factory=lambda: {r: 0 for r in REJECT_REASONS})
+    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))
     message: str = ""
 
     @property
@@ -110,12 +129,21 @@ class JewelBackend:
     def apply_command(self, ids, frequency_offset, intensity, now: float) -> CommandResult:
         raise NotImplementedError
 
-    def inject(self, kind, fraction: float = 0.0, groups: int = 2, separation: float = 0.05,
-               report_loss: float = 0.0, report_corruption: float = 0.0, duration: float = 0.0,
-               seed: int = 0, now: Optional[float] = None) -> Tuple[bool, str, int]:
+    def inject(
+        self,
+        kind,
+        fraction: float = 0.0,
+        groups: int = 2,
+        separation: float = 0.05,
+        report_loss: float = 0.0,
+        report_corruption: float = 0.0,
+        duration: float = 0.0,
+        seed: int = 0,
+        now: float | None = None,
+    ) -> tuple[bool, str, int]:
         return False, f"backend '{self.name}' does not support disruption injection", 0
 
-    def diagnostics(self) -> List[Diagnostic]:
+    def diagnostics(self) -> list[Diagnostic]:
         return []
 
     def close(self) -> None:
@@ -130,8 +158,9 @@ class JewelBackend:
 
 
 # --------------------------------------------------------------------------------------------- validation
-def validate_command(ids, frequency_offset, intensity, known_ids: np.ndarray,
-                     comfort_limit) -> Tuple[CommandResult, np.ndarray, np.ndarray, np.ndarray]:
+def validate_command(
+    ids, frequency_offset, intensity, known_ids: np.ndarray, comfort_limit
+) -> tuple[CommandResult, np.ndarray, np.ndarray, np.ndarray]:
     """Check a command batch against the backend's jewels ``known_ids`` (sorted ascending, unique).
     Returns (result, index, offset, intensity) of the accepted elements, index into known_ids.
     ``comfort_limit`` is a scalar or an array aligned with known_ids. Vectorised (no per-element Python)."""
@@ -152,8 +181,7 @@ def validate_command(ids, frequency_offset, intensity, known_ids: np.ndarray,
         inten = np.full(n, np.nan)
     if not (len(off) == n and len(inten) == n):
         res.rejected["length_mismatch"] = max(n, len(off), len(inten))
-        res.message = (f"batch rejected: length mismatch ids={n} frequency_offset={len(off)} "
-                       f"intensity={len(inten)}")
+        res.message = f"batch rejected: length mismatch ids={n} frequency_offset={len(off)} intensity={len(inten)}"
         return (res, *empty)
     if n == 0:
         res.message = "empty batch"
@@ -183,7 +211,7 @@ def validate_command(ids, frequency_offset, intensity, known_ids: np.ndarray,
         reason[(reason < 0) & ((inten < 0) | (inten > 1))] = REJECT_REASONS.index("intensity_range")
     acc = reason < 0
     res.accepted = int(acc.sum())
-    for r, c in zip(*np.unique(reason[~acc], return_counts=True)):
+    for r, c in zip(*np.unique(reason[~acc], return_counts=True), strict=True):
         res.rejected[REJECT_REASONS[r]] = int(c)
     bad = {k: v for k, v in res.rejected.items() if v}
     res.message = f"accepted {res.accepted}/{n}" + (f", rejected {bad}" if bad else "")
@@ -231,15 +259,32 @@ class SimJewelBackend(JewelBackend):
 
     name = "sim"
 
-    def __init__(self, first_id: int = 1, count: int = 16, seed: int = 0, latency: float = 0.01,
-                 latency_jitter: float = 0.01, dropout_rate: float = 0.002, dropout_mean: float = 1.0,
-                 comfort_limit: float = 0.25, max_slew: float = 0.5, low_battery: float = 15.0,
-                 model_params: Optional[SleeperParams] = None, **model_kw):
+    def __init__(
+        self,
+        first_id: int = 1,
+        count: int = 16,
+        seed: int = 0,
+        latency: float = 0.01,
+        latency_jitter: float = 0.01,
+        dropout_rate: float = 0.002,
+        dropout_mean: float = 1.0,
+        comfort_limit: float = 0.25,
+        max_slew: float = 0.5,
+        low_battery: float = 15.0,
+        model_params: SleeperParams | None = None,
+        **model_kw,
+    ):
         first_id, count = int(first_id), int(count)
         if count < 0 or first_id < 0 or first_id + count - 1 > 0xFFFFFFFF:
             raise ValueError(f"bad id range first_id={first_id} count={count}")
-        for name, v in (("latency", latency), ("latency_jitter", latency_jitter), ("dropout_rate", dropout_rate),
-                        ("dropout_mean", dropout_mean), ("comfort_limit", comfort_limit), ("max_slew", max_slew)):
+        for name, v in (
+            ("latency", latency),
+            ("latency_jitter", latency_jitter),
+            ("dropout_rate", dropout_rate),
+            ("dropout_mean", dropout_mean),
+            ("comfort_limit", comfort_limit),
+            ("max_slew", max_slew),
+        ):
             if not (math.isfinite(float(v)) and float(v) >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {v}")
         params = model_params or SleeperParams(**model_kw)
@@ -253,7 +298,7 @@ class SimJewelBackend(JewelBackend):
         self.low_battery = float(low_battery)
         self.report_loss = 0.0
         self.report_corruption = 0.0
-        self.link_until: Optional[float] = None
+        self.link_until: float | None = None
         k = count
         # last delivered report per jewel
         self._r_time = np.full(k, np.nan)
@@ -262,7 +307,7 @@ class SimJewelBackend(JewelBackend):
         self._r_off = np.zeros(k)
         self._r_int = np.zeros(k, np.float32)
         self._drop_until = np.full(k, -np.inf)
-        self._last_now: Optional[float] = None
+        self._last_now: float | None = None
         self.started = False
         self.counters = Counter()
         self.cmd_rejected = Counter()
@@ -337,14 +382,19 @@ class SimJewelBackend(JewelBackend):
         sample_age = now - self._r_time
         self.counters["polls"] += 1
         return JewelSnapshot(
-            stamp=now, ids=self.ids.copy(), phase=self._r_phase.copy(), frequency=self._r_freq.copy(),
-            frequency_offset=self._r_off.copy(), sample_age=np.maximum(sample_age, 0.0),
-            intensity=self._r_int.copy(), status=status)
+            stamp=now,
+            ids=self.ids.copy(),
+            phase=self._r_phase.copy(),
+            frequency=self._r_freq.copy(),
+            frequency_offset=self._r_off.copy(),
+            sample_age=np.maximum(sample_age, 0.0),
+            intensity=self._r_int.copy(),
+            status=status,
+        )
 
     # ----------------------------------------------------------------------------------------- commands
     def apply_command(self, ids, frequency_offset, intensity, now: float) -> CommandResult:
-        res, idx, off, inten = validate_command(ids, frequency_offset, intensity, self.ids,
-                                                self.model.p.comfort_limit)
+        res, idx, off, inten = validate_command(ids, frequency_offset, intensity, self.ids, self.model.p.comfort_limit)
         if len(idx):
             self._advance_to(now)  # the command takes effect from `now`
             self.model.set_offset_target(idx, off)
@@ -357,9 +407,18 @@ class SimJewelBackend(JewelBackend):
         return res
 
     # ----------------------------------------------------------------------------------------- drills
-    def inject(self, kind, fraction: float = 0.0, groups: int = 2, separation: float = 0.05,
-               report_loss: float = 0.0, report_corruption: float = 0.0, duration: float = 0.0,
-               seed: int = 0, now: Optional[float] = None) -> Tuple[bool, str, int]:
+    def inject(
+        self,
+        kind,
+        fraction: float = 0.0,
+        groups: int = 2,
+        separation: float = 0.05,
+        report_loss: float = 0.0,
+        report_corruption: float = 0.0,
+        duration: float = 0.0,
+        seed: int = 0,
+        now: float | None = None,
+    ) -> tuple[bool, str, int]:
         try:
             k = parse_kind(kind)
             duration = float(duration)
@@ -374,11 +433,14 @@ class SimJewelBackend(JewelBackend):
                 self.link_until = None
                 msg, affected = "cleared every active disruption", 0
             elif k == KIND_OVERLAPPING_FREQUENCIES:
-                idx = self.model.inject_overlapping(_prob(fraction, "fraction"), int(groups), float(separation),
-                                                    seed=int(seed), duration=duration)
+                idx = self.model.inject_overlapping(
+                    _prob(fraction, "fraction"), int(groups), float(separation), seed=int(seed), duration=duration
+                )
                 affected = len(idx)
-                msg = (f"overlapping frequencies: {affected} jewels in {int(groups)} groups "
-                       f"{float(separation):g} Hz apart" + (f" for {duration:g} s" if duration else ""))
+                msg = (
+                    f"overlapping frequencies: {affected} jewels in {int(groups)} groups "
+                    f"{float(separation):g} Hz apart" + (f" for {duration:g} s" if duration else "")
+                )
             elif k == KIND_PHASE_SCRAMBLE:
                 idx = self.model.inject_phase_scramble(_prob(fraction, "fraction"), seed=int(seed))
                 affected = len(idx)
@@ -388,8 +450,10 @@ class SimJewelBackend(JewelBackend):
                 self.report_corruption = _prob(report_corruption, "report_corruption")
                 self.link_until = t + duration if duration > 0 else None
                 affected = self.model.n
-                msg = (f"link degradation: report_loss={self.report_loss:g} "
-                       f"report_corruption={self.report_corruption:g}" + (f" for {duration:g} s" if duration else ""))
+                msg = (
+                    f"link degradation: report_loss={self.report_loss:g} "
+                    f"report_corruption={self.report_corruption:g}" + (f" for {duration:g} s" if duration else "")
+                )
         except (ValueError, TypeError, OverflowError) as exc:
             self.counters["inject_rejected"] += 1
             self.last_inject_message = f"rejected: {exc}"
@@ -399,36 +463,63 @@ class SimJewelBackend(JewelBackend):
         return True, msg, int(affected)
 
     # ----------------------------------------------------------------------------------------- diagnostics
-    def diagnostics(self) -> List[Diagnostic]:
+    def diagnostics(self) -> list[Diagnostic]:
         c = self.counters
-        out: List[Diagnostic] = []
+        out: list[Diagnostic] = []
         stale = int(np.sum(self._drop_until >= (self._last_now or 0.0)))
         link_level = DIAG_OK
         link_msg = "link ok"
         if self.report_loss or self.report_corruption:
             link_level, link_msg = DIAG_WARN, "link degradation drill active"
-        out.append((link_level, "jewel sim: link", link_msg, {
-            "jewels": str(self.model.n), "first_id": str(int(self.ids[0])) if len(self.ids) else "-",
-            "reports_delivered": str(c["reports_delivered"]), "reports_lost": str(c["reports_lost"]),
-            "reports_corrupted": str(c["reports_corrupted"]), "dropouts": str(c["dropouts"]),
-            "in_dropout": str(stale), "report_loss": f"{self.report_loss:g}",
-            "report_corruption": f"{self.report_corruption:g}", "polls": str(c["polls"]),
-            "clock_backwards": str(c["clock_backwards"] + c["bad_clock"]),
-        }))
+        out.append(
+            (
+                link_level,
+                "jewel sim: link",
+                link_msg,
+                {
+                    "jewels": str(self.model.n),
+                    "first_id": str(int(self.ids[0])) if len(self.ids) else "-",
+                    "reports_delivered": str(c["reports_delivered"]),
+                    "reports_lost": str(c["reports_lost"]),
+                    "reports_corrupted": str(c["reports_corrupted"]),
+                    "dropouts": str(c["dropouts"]),
+                    "in_dropout": str(stale),
+                    "report_loss": f"{self.report_loss:g}",
+                    "report_corruption": f"{self.report_corruption:g}",
+                    "polls": str(c["polls"]),
+                    "clock_backwards": str(c["clock_backwards"] + c["bad_clock"]),
+                },
+            )
+        )
         rej = sum(self.cmd_rejected.values())
-        out.append((DIAG_WARN if rej else DIAG_OK, "jewel sim: commands",
-                    self.last_command_message or "no commands yet", {
-                        "batches": str(c["command_batches"]), "accepted": str(c["commands_accepted"]),
-                        **{f"rejected_{r}": str(self.cmd_rejected[r]) for r in REJECT_REASONS}}))
+        out.append(
+            (
+                DIAG_WARN if rej else DIAG_OK,
+                "jewel sim: commands",
+                self.last_command_message or "no commands yet",
+                {
+                    "batches": str(c["command_batches"]),
+                    "accepted": str(c["commands_accepted"]),
+                    **{f"rejected_{r}": str(self.cmd_rejected[r]) for r in REJECT_REASONS},
+                },
+            )
+        )
         m = self.model
         drill = int(np.sum(m.drill_group >= 0))
-        out.append((DIAG_WARN if drill else DIAG_OK, "jewel sim: drills",
-                    self.last_inject_message or "no drill", {
-                        "overlapping_jewels": str(drill), "injects": str(c["injects"]),
-                        "inject_rejected": str(c["inject_rejected"]),
-                        "low_battery": str(int(np.sum(m.battery < self.low_battery))),
-                        "stage_counts": ",".join(str(int(x)) for x in np.bincount(m.stage, minlength=5)),
-                    }))
+        out.append(
+            (
+                DIAG_WARN if drill else DIAG_OK,
+                "jewel sim: drills",
+                self.last_inject_message or "no drill",
+                {
+                    "overlapping_jewels": str(drill),
+                    "injects": str(c["injects"]),
+                    "inject_rejected": str(c["inject_rejected"]),
+                    "low_battery": str(int(np.sum(m.battery < self.low_battery))),
+                    "stage_counts": ",".join(str(int(x)) for x in np.bincount(m.stage, minlength=5)),
+                },
+            )
+        )
         return out
 
 
@@ -440,5 +531,6 @@ def make_jewel_backend(name: str, **params) -> JewelBackend:
         return SimJewelBackend(**params)
     if key == "serial":
         from .jewel_serial import SerialJewelBackend
+
         return SerialJewelBackend(**params)
     raise ValueError(f"unknown jewel backend {name!r}; choose 'sim' or 'serial'")

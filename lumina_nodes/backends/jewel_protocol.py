@@ -12,13 +12,14 @@ Wire format of one frame::
 
 No rclpy, no numpy: plain Python so the emulator, the serial backend and tests share it.
 """
+
 from __future__ import annotations
 
 import math
 import struct
 from collections import Counter
 from dataclasses import dataclass
-from typing import ClassVar, List, Optional, Union
+from typing import ClassVar
 
 PROTOCOL_MAJOR = 1
 PROTOCOL_MINOR = 0
@@ -58,9 +59,14 @@ E_OUT_OF_RANGE = 6
 E_NOT_FINITE = 7
 E_BUSY = 8
 ERROR_NAMES = {
-    E_BAD_CRC: "bad_crc", E_UNKNOWN_TYPE: "unknown_type", E_BAD_LENGTH: "bad_length",
-    E_UNSUPPORTED_VERSION: "unsupported_version", E_UNKNOWN_JEWEL: "unknown_jewel",
-    E_OUT_OF_RANGE: "out_of_range", E_NOT_FINITE: "not_finite", E_BUSY: "busy",
+    E_BAD_CRC: "bad_crc",
+    E_UNKNOWN_TYPE: "unknown_type",
+    E_BAD_LENGTH: "bad_length",
+    E_UNSUPPORTED_VERSION: "unsupported_version",
+    E_UNKNOWN_JEWEL: "unknown_jewel",
+    E_OUT_OF_RANGE: "out_of_range",
+    E_NOT_FINITE: "not_finite",
+    E_BUSY: "busy",
 }
 
 # decoder error counter names
@@ -68,7 +74,7 @@ DECODE_ERRORS = ("cobs", "crc", "short", "oversize", "unsupported_version", "unk
 
 
 # --------------------------------------------------------------------------------------------------- CRC
-def _make_crc_table() -> List[int]:
+def _make_crc_table() -> list[int]:
     table = []
     for byte in range(256):
         crc = byte << 8
@@ -82,7 +88,7 @@ def _make_crc_table() -> List[int]:
 _CRC_TABLE = _make_crc_table()
 
 
-def crc16_ccitt_false(data: Union[bytes, bytearray, memoryview], crc: int = 0xFFFF) -> int:
+def crc16_ccitt_false(data: bytes | bytearray | memoryview, crc: int = 0xFFFF) -> int:
     """CRC-16/CCITT-FALSE. Check value: crc16_ccitt_false(b"123456789") == 0x29B1."""
     tbl = _CRC_TABLE
     for b in bytes(data):
@@ -134,8 +140,9 @@ def cobs_decode(enc: bytes) -> bytes:
 @dataclass
 class Message:
     """Common header fields. ``version_minor`` is the minor version the frame was sent with."""
+
     TYPE: ClassVar[int] = -1
-    BODY: ClassVar[Optional[struct.Struct]] = None
+    BODY: ClassVar[struct.Struct | None] = None
     FIELDS: ClassVar[tuple] = ()
 
     jewel_id: int = JEWEL_BUS
@@ -145,7 +152,7 @@ class Message:
         return self.BODY.pack(*(getattr(self, f) for f in self.FIELDS))
 
     @classmethod
-    def from_body(cls, body: bytes, jewel_id: int, seq: int, minor: int) -> "Message":
+    def from_body(cls, body: bytes, jewel_id: int, seq: int, minor: int) -> Message:
         size = cls.BODY.size
         # same or older minor: exact length; newer minor: known fields first, extra trailing bytes ignored
         if len(body) < size or (len(body) != size and minor <= PROTOCOL_MINOR):
@@ -157,6 +164,7 @@ class Message:
 @dataclass
 class Hello(Message):
     """Gateway -> bus: 'identify yourselves'. jewel_id 0 (bus) asks every jewel; a jewel id asks only that one."""
+
     TYPE: ClassVar[int] = T_HELLO
     BODY: ClassVar[struct.Struct] = struct.Struct("<BBI")
     FIELDS: ClassVar[tuple] = ("gateway_major", "gateway_minor", "nonce")
@@ -168,10 +176,20 @@ class Hello(Message):
 @dataclass
 class Identify(Message):
     """Jewel -> gateway, one per jewel, in answer to HELLO (and once after device power-up)."""
+
     TYPE: ClassVar[int] = T_IDENTIFY
     BODY: ClassVar[struct.Struct] = struct.Struct("<BBHfffHHI")
-    FIELDS: ClassVar[tuple] = ("fw_major", "fw_minor", "fw_patch", "comfort_limit", "max_slew", "state_rate",
-                               "bus_index", "bus_count", "nonce")
+    FIELDS: ClassVar[tuple] = (
+        "fw_major",
+        "fw_minor",
+        "fw_patch",
+        "comfort_limit",
+        "max_slew",
+        "state_rate",
+        "bus_index",
+        "bus_count",
+        "nonce",
+    )
     fw_major: int = 0
     fw_minor: int = 0
     fw_patch: int = 0
@@ -186,10 +204,19 @@ class Identify(Message):
 @dataclass
 class State(Message):
     """Jewel -> gateway, periodic (default 50 Hz per jewel)."""
+
     TYPE: ClassVar[int] = T_STATE
     BODY: ClassVar[struct.Struct] = struct.Struct("<QfffffBB")
-    FIELDS: ClassVar[tuple] = ("device_time_us", "phase", "frequency", "frequency_offset", "offset_target",
-                               "intensity", "status", "battery")
+    FIELDS: ClassVar[tuple] = (
+        "device_time_us",
+        "phase",
+        "frequency",
+        "frequency_offset",
+        "offset_target",
+        "intensity",
+        "status",
+        "battery",
+    )
     device_time_us: int = 0  # device clock, microseconds since device start (monotonic)
     phase: float = 0.0  # rad, [-pi, pi), at device_time_us
     frequency: float = 0.0  # Hz, natural + offset in effect
@@ -203,6 +230,7 @@ class State(Message):
 @dataclass
 class Command(Message):
     """Gateway -> jewel: absolute frequency offset (Hz) and intensity (0..1)."""
+
     TYPE: ClassVar[int] = T_COMMAND
     BODY: ClassVar[struct.Struct] = struct.Struct("<ff")
     FIELDS: ClassVar[tuple] = ("frequency_offset", "intensity")
@@ -213,6 +241,7 @@ class Command(Message):
 @dataclass
 class Heartbeat(Message):
     """Either direction, 1 Hz. Carries the sender's clock."""
+
     TYPE: ClassVar[int] = T_HEARTBEAT
     BODY: ClassVar[struct.Struct] = struct.Struct("<QB")
     FIELDS: ClassVar[tuple] = ("time_us", "flags")
@@ -223,6 +252,7 @@ class Heartbeat(Message):
 @dataclass
 class Error(Message):
     """Either direction: NACK of a frame (ref_type, ref_seq) with an E_* code and a short UTF-8 text."""
+
     TYPE: ClassVar[int] = T_ERROR
     BODY: ClassVar[struct.Struct] = struct.Struct("<BBH")
     FIELDS: ClassVar[tuple] = ("code", "ref_type", "ref_seq")
@@ -236,21 +266,22 @@ class Error(Message):
         return self.BODY.pack(self.code, self.ref_type, self.ref_seq) + text
 
     @classmethod
-    def from_body(cls, body: bytes, jewel_id: int, seq: int, minor: int) -> "Error":
+    def from_body(cls, body: bytes, jewel_id: int, seq: int, minor: int) -> Error:
         if len(body) < cls.BODY.size:
             raise ValueError("bad_length")
         code, rtype, rseq = cls.BODY.unpack_from(body, 0)
-        text = bytes(body[cls.BODY.size:]).decode("utf-8", "replace")
+        text = bytes(body[cls.BODY.size :]).decode("utf-8", "replace")
         return cls(jewel_id, seq, code, rtype, rseq, text)
 
 
 MESSAGE_TYPES = {cls.TYPE: cls for cls in (Hello, Identify, State, Command, Heartbeat, Error)}
-AnyMessage = Union[Hello, Identify, State, Command, Heartbeat, Error]
+AnyMessage = Hello | Identify | State | Command | Heartbeat | Error
 
 
 # --------------------------------------------------------------------------------------------------- encode
-def build_frame(msg_type: int, jewel_id: int, seq: int, body: bytes, version: int = VERSION_BYTE,
-                corrupt_crc: bool = False) -> bytes:
+def build_frame(
+    msg_type: int, jewel_id: int, seq: int, body: bytes, version: int = VERSION_BYTE, corrupt_crc: bool = False
+) -> bytes:
     """Raw frame builder (also for tests and the emulator's misbehaviour: unknown types, bad CRC)."""
     if len(body) > MAX_BODY:
         raise ValueError(f"body of {len(body)} bytes exceeds {MAX_BODY}")
@@ -303,11 +334,11 @@ class StreamDecoder:
         self._buf = bytearray()
         self._discarding = False  # inside an oversize frame: drop bytes until the next delimiter
         self.max_encoded = max_encoded
-        self.errors: Counter = Counter({k: 0 for k in DECODE_ERRORS})
+        self.errors: Counter = Counter(dict.fromkeys(DECODE_ERRORS, 0))
         self.frames_ok = 0
         self.bytes_in = 0
         self.bytes_discarded = 0
-        self.last_errors: List[DecodeError] = []
+        self.last_errors: list[DecodeError] = []
         self._keep = keep_errors
 
     def reset(self) -> None:
@@ -316,21 +347,24 @@ class StreamDecoder:
         self._buf.clear()
         self._discarding = False
 
-    def _error(self, kind: str, raw: Optional[bytes] = None) -> None:
+    def _error(self, kind: str, raw: bytes | None = None) -> None:
         self.errors[kind] += 1
         rec = DecodeError(kind)
-        if raw is not None and len(raw) >= HEADER_SIZE and kind in ("unknown_type", "bad_length",
-                                                                     "unsupported_version"):
+        if (
+            raw is not None
+            and len(raw) >= HEADER_SIZE
+            and kind in ("unknown_type", "bad_length", "unsupported_version")
+        ):
             _, rec.msg_type, rec.seq, rec.jewel_id = HEADER.unpack_from(raw, 0)
         self.last_errors.append(rec)
         if len(self.last_errors) > self._keep:
             del self.last_errors[: len(self.last_errors) - self._keep]
 
-    def feed(self, data: Union[bytes, bytearray, memoryview]) -> List[Message]:
-        out: List[Message] = []
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Message]:
+        out: list[Message] = []
         try:
             data = bytes(data)
-        except Exception:  # noqa: BLE001 - not bytes-like: count, never raise
+        except Exception:
             self._error("cobs")
             return out
         self.bytes_in += len(data)
@@ -370,7 +404,7 @@ class StreamDecoder:
                 out.append(msg)
         return out
 
-    def _decode_one(self, enc: bytes) -> Optional[Message]:
+    def _decode_one(self, enc: bytes) -> Message | None:
         try:
             raw = cobs_decode(enc)
         except CobsError:
@@ -384,7 +418,7 @@ class StreamDecoder:
             self._error(kind, raw)
             self.bytes_discarded += len(enc)
             return None
-        except Exception:  # noqa: BLE001 - struct oddities: count, never raise
+        except Exception:
             self._error("bad_length", raw)
             self.bytes_discarded += len(enc)
             return None
@@ -392,11 +426,15 @@ class StreamDecoder:
         return msg
 
     def stats(self) -> dict:
-        return {"frames_ok": self.frames_ok, "bytes_in": self.bytes_in, "bytes_discarded": self.bytes_discarded,
-                **{f"err_{k}": v for k, v in self.errors.items()}}
+        return {
+            "frames_ok": self.frames_ok,
+            "bytes_in": self.bytes_in,
+            "bytes_discarded": self.bytes_discarded,
+            **{f"err_{k}": v for k, v in self.errors.items()},
+        }
 
 
-def decode_stream(data: bytes) -> List[Message]:
+def decode_stream(data: bytes) -> list[Message]:
     """Convenience: decode a complete byte string."""
     return StreamDecoder().feed(data)
 

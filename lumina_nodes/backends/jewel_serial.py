@@ -18,23 +18,37 @@
   LOW_BATTERY as the device reports. A snapshot holds the jewels that have sent at least one valid STATE.
 * Commands are validated exactly like every backend (see jewel.validate_command). A jewel's comfort limit is
   the stricter of the ``comfort_limit`` parameter and the limit in its IDENTIFY (``max_slew`` is the
-  assumed slew until IDENTIFY says otherwise; informational, the device does the slewing); accepted elements are sent as COMMAND frames, or rejected as ``link_down`` when the port is
-  not connected or the write fails. Device NACKs (ERROR frames) are counted per code.
+  assumed slew until IDENTIFY says otherwise; informational, the device does the slewing); accepted elements
+  are sent as COMMAND frames, or rejected as ``link_down`` when the port is not connected or the write fails.
+  Device NACKs (ERROR frames) are counted per code.
 """
+
 from __future__ import annotations
 
 import math
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from . import jewel_protocol as p
-from .jewel import (DIAG_ERROR, DIAG_OK, DIAG_WARN, REJECT_REASONS, STATUS_FAULT, STATUS_LOW_BATTERY,
-                    STATUS_STALE, CommandResult, Diagnostic, JewelBackend, JewelSnapshot, validate_command)
+from .jewel import (
+    DIAG_ERROR,
+    DIAG_OK,
+    DIAG_WARN,
+    REJECT_REASONS,
+    STATUS_FAULT,
+    STATUS_LOW_BATTERY,
+    STATUS_STALE,
+    CommandResult,
+    Diagnostic,
+    JewelBackend,
+    JewelSnapshot,
+    validate_command,
+)
 
 try:  # pyserial is only needed when the default factory is used
     import serial  # type: ignore
@@ -60,7 +74,7 @@ class _Jewel:
     battery: int = 0
     rx_mono: float = -math.inf  # host time the last valid STATE arrived
     meas_mono: float = -math.inf  # host time the last valid STATE was measured (mapped device time)
-    clock_off: Optional[float] = None
+    clock_off: float | None = None
     last_dev_t: float = -math.inf
     invalid: bool = False  # last STATE had non-finite values
     states: int = 0
@@ -78,18 +92,35 @@ def _default_factory(port: str, baudrate: int, timeout: float, write_timeout: fl
 class SerialJewelBackend(JewelBackend):
     name = "serial"
 
-    def __init__(self, port: str, baudrate: int = 115200, first_id: Optional[int] = None,
-                 count: Optional[int] = None, stale_timeout: float = 0.5, hello_interval: float = 1.0,
-                 heartbeat_interval: float = 1.0, reconnect_initial: float = 0.1, reconnect_max: float = 5.0,
-                 reader_thread: bool = True, comfort_limit: float = 0.25, max_slew: float = 0.5,
-                 read_timeout: float = 0.05,
-                 write_timeout: float = 0.2, drift_allowance: float = 1e-4,
-                 serial_factory: Optional[Callable] = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        port: str,
+        baudrate: int = 115200,
+        first_id: int | None = None,
+        count: int | None = None,
+        stale_timeout: float = 0.5,
+        hello_interval: float = 1.0,
+        heartbeat_interval: float = 1.0,
+        reconnect_initial: float = 0.1,
+        reconnect_max: float = 5.0,
+        reader_thread: bool = True,
+        comfort_limit: float = 0.25,
+        max_slew: float = 0.5,
+        read_timeout: float = 0.05,
+        write_timeout: float = 0.2,
+        drift_allowance: float = 1e-4,
+        serial_factory: Callable | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         if not port:
             raise ValueError("serial backend needs a port (device path or pyserial URL)")
-        for name, v in (("stale_timeout", stale_timeout), ("hello_interval", hello_interval),
-                        ("heartbeat_interval", heartbeat_interval), ("reconnect_initial", reconnect_initial),
-                        ("reconnect_max", reconnect_max)):
+        for name, v in (
+            ("stale_timeout", stale_timeout),
+            ("hello_interval", hello_interval),
+            ("heartbeat_interval", heartbeat_interval),
+            ("reconnect_initial", reconnect_initial),
+            ("reconnect_max", reconnect_max),
+        ):
             if not (math.isfinite(float(v)) and float(v) > 0):
                 raise ValueError(f"{name} must be finite and > 0, got {v}")
         for name, v in (("comfort_limit", comfort_limit), ("max_slew", max_slew)):
@@ -99,7 +130,7 @@ class SerialJewelBackend(JewelBackend):
             raise ValueError("give both first_id and count (the accepted id range), or neither")
         self.port = str(port)
         self.baudrate = int(baudrate)
-        self.id_range: Optional[Tuple[int, int]] = None
+        self.id_range: tuple[int, int] | None = None
         if first_id is not None:
             self.id_range = (int(first_id), int(first_id) + int(count))  # [lo, hi)
         self.stale_timeout = float(stale_timeout)
@@ -120,7 +151,7 @@ class SerialJewelBackend(JewelBackend):
         self._lock = threading.RLock()  # jewel records, counters, connection state
         self._wlock = threading.Lock()  # writes to the port
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._ser = None
         self.connected = False
         self._backoff = self.reconnect_initial
@@ -128,10 +159,10 @@ class SerialJewelBackend(JewelBackend):
         self._got_frame_since_open = False
         self._last_hello = -math.inf
         self._last_hb = -math.inf
-        self._seqs: Dict[int, int] = {}
+        self._seqs: dict[int, int] = {}
         self._nonce = 0
         self.decoder = p.StreamDecoder()
-        self.jewels: Dict[int, _Jewel] = {}
+        self.jewels: dict[int, _Jewel] = {}
         self.counters: Counter = Counter()
         self.cmd_rejected: Counter = Counter()
         self.nacks: Counter = Counter()
@@ -167,13 +198,13 @@ class SerialJewelBackend(JewelBackend):
         if ser is not None:
             try:
                 ser.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
     def _try_open(self, now: float) -> None:
         try:
             ser = self._factory(self.port, self.baudrate, self.read_timeout, self.write_timeout)
-        except Exception as exc:  # noqa: BLE001 - missing device, permission, bad URL: retry later
+        except Exception as exc:
             with self._lock:
                 self.counters["open_failures"] += 1
                 self.last_error = f"open {self.port}: {exc}"
@@ -216,7 +247,7 @@ class SerialJewelBackend(JewelBackend):
             with self._lock:
                 self.counters["bytes_out"] += len(data)
             return True
-        except Exception as exc:  # noqa: BLE001 - SerialException, SerialTimeoutException, OSError
+        except Exception as exc:
             if serial is not None and isinstance(exc, serial.SerialTimeoutException):
                 with self._lock:
                     self.counters["write_timeouts"] += 1
@@ -241,8 +272,9 @@ class SerialJewelBackend(JewelBackend):
         if self._ser is None:
             return
         with self._lock:
-            need_hello = (not any(j.identified for j in self.jewels.values())
-                          and now - self._last_hello >= self.hello_interval)
+            need_hello = (
+                not any(j.identified for j in self.jewels.values()) and now - self._last_hello >= self.hello_interval
+            )
             ask = []
             for j in self.jewels.values():
                 if not j.identified and j.has_state and now - j.hello_asked >= self.hello_interval:
@@ -258,8 +290,9 @@ class SerialJewelBackend(JewelBackend):
         for jid in ask[:8]:
             self._send_hello(jid)
         if hb:
-            if self._write(p.encode(p.Heartbeat(p.JEWEL_BUS, self._next_seq(), int(now * 1e6) & (2**64 - 1), 0)),
-                           "heartbeat"):
+            if self._write(
+                p.encode(p.Heartbeat(p.JEWEL_BUS, self._next_seq(), int(now * 1e6) & (2**64 - 1), 0)), "heartbeat"
+            ):
                 with self._lock:
                     self.counters["heartbeats_sent"] += 1
 
@@ -285,7 +318,7 @@ class SerialJewelBackend(JewelBackend):
             else:
                 n = ser.in_waiting
                 data = ser.read(n) if n > 0 else b""
-        except Exception as exc:  # noqa: BLE001 - port vanished, EIO, ...
+        except Exception as exc:
             self._lost(exc, "read")
             return
         if data:
@@ -296,7 +329,7 @@ class SerialJewelBackend(JewelBackend):
         while not self._stop.is_set():
             try:
                 self._pump(blocking=True)
-            except Exception as exc:  # noqa: BLE001 - last line of defence: count, back off, carry on
+            except Exception as exc:
                 with self._lock:
                     self.counters["internal_errors"] += 1
                     self.last_error = f"internal: {exc!r}"
@@ -316,7 +349,7 @@ class SerialJewelBackend(JewelBackend):
                 self._handle(m, rx)
             self.decoder.last_errors.clear()
 
-    def _jewel(self, jid: int) -> Optional[_Jewel]:
+    def _jewel(self, jid: int) -> _Jewel | None:
         if not self._accept_id(jid) or jid in (p.JEWEL_BUS, p.JEWEL_BROADCAST):
             self.counters["foreign_id_frames"] += 1
             return None
@@ -392,7 +425,7 @@ class SerialJewelBackend(JewelBackend):
         if not self.use_thread:
             try:
                 self._pump(blocking=False)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 with self._lock:
                     self.counters["internal_errors"] += 1
                     self.last_error = f"internal: {exc!r}"
@@ -425,9 +458,13 @@ class SerialJewelBackend(JewelBackend):
         res, idx, off, inten = validate_command(ids, frequency_offset, intensity, np.array(known, np.int64), limits)
         if len(idx):
             with self._lock:  # NaN intensity: keep the jewel's current one
-                inten = [v if np.isfinite(v) else self.jewels[known[i]].intensity for i, v in zip(idx, inten)]
-            frames = b"".join(p.encode(p.Command(known[i], self._next_seq(known[i]), float(o), float(v)))
-                              for i, o, v in zip(idx, off, inten))
+                inten = [
+                    v if np.isfinite(v) else self.jewels[known[i]].intensity for i, v in zip(idx, inten, strict=True)
+                ]
+            frames = b"".join(
+                p.encode(p.Command(known[i], self._next_seq(known[i]), float(o), float(v)))
+                for i, o, v in zip(idx, off, inten, strict=True)
+            )
             if not self._write(frames, "command"):
                 res.rejected["link_down"] += res.accepted
                 res.accepted = 0
@@ -440,7 +477,7 @@ class SerialJewelBackend(JewelBackend):
             self.last_command_message = res.message
         return res
 
-    def diagnostics(self) -> List[Diagnostic]:
+    def diagnostics(self) -> list[Diagnostic]:
         mono = self._clock()
         with self._lock:
             c = self.counters
@@ -453,16 +490,28 @@ class SerialJewelBackend(JewelBackend):
                 msg = f"connected to {self.port}" + (f"; {new_errs} bad frames since last report" if new_errs else "")
             else:
                 level = DIAG_ERROR
-                msg = (f"disconnected from {self.port}; retry in {max(self._next_open - mono, 0.0):.2f} s"
-                       + (f" ({self.last_error})" if self.last_error else ""))
-            link = {"port": self.port, "connected": str(self.connected), "opens": str(c["opens"]),
-                    "reconnects": str(c["reconnects"]), "disconnects": str(c["disconnects"]),
-                    "open_failures": str(c["open_failures"]), "backoff_s": f"{self._backoff:g}",
-                    "bytes_out": str(c["bytes_out"]), "write_timeouts": str(c["write_timeouts"]),
-                    "hello_sent": str(c["hello_sent"]), "heartbeats_sent": str(c["heartbeats_sent"]),
-                    "heartbeats_rx": str(c["heartbeats_rx"]), "unexpected_rx": str(c["unexpected_rx"]),
-                    "foreign_id_frames": str(c["foreign_id_frames"]), "internal_errors": str(c["internal_errors"]),
-                    "last_error": self.last_error, **{k: str(v) for k, v in dec.items()}}
+                msg = f"disconnected from {self.port}; retry in {max(self._next_open - mono, 0.0):.2f} s" + (
+                    f" ({self.last_error})" if self.last_error else ""
+                )
+            link = {
+                "port": self.port,
+                "connected": str(self.connected),
+                "opens": str(c["opens"]),
+                "reconnects": str(c["reconnects"]),
+                "disconnects": str(c["disconnects"]),
+                "open_failures": str(c["open_failures"]),
+                "backoff_s": f"{self._backoff:g}",
+                "bytes_out": str(c["bytes_out"]),
+                "write_timeouts": str(c["write_timeouts"]),
+                "hello_sent": str(c["hello_sent"]),
+                "heartbeats_sent": str(c["heartbeats_sent"]),
+                "heartbeats_rx": str(c["heartbeats_rx"]),
+                "unexpected_rx": str(c["unexpected_rx"]),
+                "foreign_id_frames": str(c["foreign_id_frames"]),
+                "internal_errors": str(c["internal_errors"]),
+                "last_error": self.last_error,
+                **{k: str(v) for k, v in dec.items()},
+            }
             js = list(self.jewels.values())
             seen = [j for j in js if j.has_state]
             stale = sum(1 for j in seen if mono - j.rx_mono > self.stale_timeout or not self.connected)
@@ -476,16 +525,31 @@ class SerialJewelBackend(JewelBackend):
                 jl, jm = DIAG_WARN, f"{stale} stale, {fault} faulted of {len(seen)} jewels"
             else:
                 jl, jm = DIAG_OK, f"{len(seen)} jewels reporting"
-            jv = {"jewels": str(len(seen)), "identified": str(sum(j.identified for j in js)), "stale": str(stale),
-                  "fault": str(fault), "low_battery": str(low), "states_rx": str(c["states_rx"]),
-                  "states_invalid": str(c["states_invalid"]), "seq_gaps": str(sum(j.seq_gaps for j in js)),
-                  "device_clock_resets": str(c["device_clock_resets"]), "identify_rx": str(c["identify_rx"]),
-                  "firmware": ",".join(sorted({j.fw for j in js if j.identified})) or "-"}
+            jv = {
+                "jewels": str(len(seen)),
+                "identified": str(sum(j.identified for j in js)),
+                "stale": str(stale),
+                "fault": str(fault),
+                "low_battery": str(low),
+                "states_rx": str(c["states_rx"]),
+                "states_invalid": str(c["states_invalid"]),
+                "seq_gaps": str(sum(j.seq_gaps for j in js)),
+                "device_clock_resets": str(c["device_clock_resets"]),
+                "identify_rx": str(c["identify_rx"]),
+                "firmware": ",".join(sorted({j.fw for j in js if j.identified})) or "-",
+            }
             rej = sum(self.cmd_rejected.values())
             cl = DIAG_WARN if (rej or self.nacks) else DIAG_OK
-            cv = {"batches": str(c["command_batches"]), "sent": str(c["commands_sent"]),
-                  **{f"rejected_{r}": str(self.cmd_rejected[r]) for r in REJECT_REASONS},
-                  **{f"nack_{k}": str(v) for k, v in self.nacks.items()}, "last_nack": self.last_nack}
+            cv = {
+                "batches": str(c["command_batches"]),
+                "sent": str(c["commands_sent"]),
+                **{f"rejected_{r}": str(self.cmd_rejected[r]) for r in REJECT_REASONS},
+                **{f"nack_{k}": str(v) for k, v in self.nacks.items()},
+                "last_nack": self.last_nack,
+            }
             cm = self.last_command_message or "no commands yet"
-        return [(level, "jewel serial: link", msg, link), (jl, "jewel serial: jewels", jm, jv),
-                (cl, "jewel serial: commands", cm, cv)]
+        return [
+            (level, "jewel serial: link", msg, link),
+            (jl, "jewel serial: jewels", jm, jv),
+            (cl, "jewel serial: commands", cm, cv),
+        ]

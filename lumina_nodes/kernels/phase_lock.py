@@ -46,6 +46,7 @@ when the cluster structure changes. r, psi, lock figures, per-driver and per-clu
 computed every tick. Float32 is ample here: phases are wrapped to +-0.5 cycle (resolution ~6e-8 cycle),
 offsets and frequencies <= 20 Hz (resolution ~1e-6 Hz); absolute times stay float64.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -59,29 +60,29 @@ INV_TWO_PI = 1.0 / TWO_PI
 
 #: Rejection reasons, in the order they are tested (an element is counted once, under its first reason).
 REJECT_REASONS = (
-    'duplicate_id',    # the id occurs more than once in the batch (all its occurrences are rejected)
-    'id_conflict',     # the id is owned by another driver that reported it within silence_timeout_s
-    'non_finite',      # phase, frequency or frequency_offset is NaN or infinite
-    'bad_frequency',   # frequency <= 0 or > max_frequency_hz
-    'bad_offset',      # |frequency_offset| > max_frequency_hz
-    'bad_phase',       # |phase| > 64 pi (not a wrapped phase)
-    'future_sample',   # sample_time > now + future_tolerance_s
-    'expired_sample',  # sample_time < now - silence_timeout_s
-    'out_of_order',    # sample_time older than the last accepted sample of that jewel
+    "duplicate_id",  # the id occurs more than once in the batch (all its occurrences are rejected)
+    "id_conflict",  # the id is owned by another driver that reported it within silence_timeout_s
+    "non_finite",  # phase, frequency or frequency_offset is NaN or infinite
+    "bad_frequency",  # frequency <= 0 or > max_frequency_hz
+    "bad_offset",  # |frequency_offset| > max_frequency_hz
+    "bad_phase",  # |phase| > 64 pi (not a wrapped phase)
+    "future_sample",  # sample_time > now + future_tolerance_s
+    "expired_sample",  # sample_time < now - silence_timeout_s
+    "out_of_order",  # sample_time older than the last accepted sample of that jewel
 )
 #: Whole-message rejection reasons (every element of the message is counted under it).
-MESSAGE_REASONS = ('length_mismatch', 'bad_ids', 'bad_array')
+MESSAGE_REASONS = ("length_mismatch", "bad_ids", "bad_array")
 
 _MAX_ABS_PHASE = 64 * math.pi
-_mn = np.minimum.reduce   # direct ufunc reductions (NaN-propagating; skip ndarray.min's Python layer)
+_mn = np.minimum.reduce  # direct ufunc reductions (NaN-propagating; skip ndarray.min's Python layer)
 _mx = np.maximum.reduce
 try:  # the clip ufunc itself (np.clip adds ~3 us of Python wrapping per call)
     from numpy._core.umath import clip as _clip
 except ImportError:  # pragma: no cover
     _clip = np.clip
-_NEVER = -1e30   # sample time of a never-sampled slot (finite in float32 too: age * f stays finite, no NaN)
+_NEVER = -1e30  # sample time of a never-sampled slot (finite in float32 too: age * f stays finite, no NaN)
 _CODE = {name: i + 1 for i, name in enumerate(REJECT_REASONS)}
-RESOLUTIONS = ('none', 'merging', 'separate_channel')
+RESOLUTIONS = ("none", "merging", "separate_channel")
 _ZERO_COUNTS = dict.fromkeys(REJECT_REASONS + MESSAGE_REASONS, 0)
 
 
@@ -167,7 +168,7 @@ class SyncConfig:
     """
 
     rate_hz: float = 50.0
-    mode: str = 'controller'
+    mode: str = "controller"
     kuramoto_coupling: float = 2.507
     kp: float = 4.0
     ki: float = 2.0
@@ -204,53 +205,53 @@ class SyncConfig:
         def num(name, lo=None, hi=None, lo_open=True, integer=False):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-                errors.append(f'{name} must be a number, got {v!r}')
+                errors.append(f"{name} must be a number, got {v!r}")
                 return
             if integer and int(v) != v:
-                errors.append(f'{name} must be an integer, got {v!r}')
+                errors.append(f"{name} must be an integer, got {v!r}")
                 return
             if not math.isfinite(float(v)):
-                errors.append(f'{name} must be finite, got {v!r}')
+                errors.append(f"{name} must be finite, got {v!r}")
                 return
             if lo is not None and (v <= lo if lo_open else v < lo):
-                errors.append(f'{name} must be {">" if lo_open else ">="} {lo}, got {v!r}')
+                errors.append(f"{name} must be {'>' if lo_open else '>='} {lo}, got {v!r}")
             if hi is not None and v > hi:
-                errors.append(f'{name} must be <= {hi}, got {v!r}')
+                errors.append(f"{name} must be <= {hi}, got {v!r}")
 
-        num('rate_hz', 0, 10000)
-        if self.mode not in ('controller', 'kuramoto'):
+        num("rate_hz", 0, 10000)
+        if self.mode not in ("controller", "kuramoto"):
             errors.append(f"mode must be 'controller' or 'kuramoto', got {self.mode!r}")
-        num('kuramoto_coupling', 0, lo_open=False)
-        num('kp', 0, lo_open=False)
-        num('ki', 0, lo_open=False)
-        num('integral_zone_cycles', 0, 0.5)
-        num('integral_limit_hz', 0, lo_open=False)
-        num('integral_every_ticks', 0, 1000, integer=True)
-        num('frequency_filter_s', 0)
-        num('max_offset_hz', 0, 10)
-        num('max_slew_hz_per_s', 0)
-        num('silence_timeout_s', 0)
-        num('future_tolerance_s', 0, lo_open=False)
-        num('max_frequency_hz', 0, 1000)
-        num('lock_threshold_rad', 0, math.pi)
-        num('cluster_gap_hz', 0)
-        num('cluster_min_fraction', 0, 0.5)
-        num('cluster_min_size', 0, 1e9, lo_open=False, integer=True)
-        num('cluster_gap_spacing_factor', 0, lo_open=False)
-        num('cluster_noise_fraction', 0, 0.1, lo_open=False)
-        num('cluster_valley_fraction', 0, 0.5, lo_open=False)
-        num('cluster_every_ticks', 0, 10000, integer=True)
-        num('cluster_sample_size', 100, 1e9, integer=True)
-        num('cluster_confirm', 0, 100, integer=True)
-        num('cluster_span_hz', 0, 100)
-        num('merge_margin', 0, 1)
-        num('channel_spacing_hz', 0)
-        num('coupling_scale', 0, 100, lo_open=False)
-        num('chunk', 255, 1 << 24, integer=True)
+        num("kuramoto_coupling", 0, lo_open=False)
+        num("kp", 0, lo_open=False)
+        num("ki", 0, lo_open=False)
+        num("integral_zone_cycles", 0, 0.5)
+        num("integral_limit_hz", 0, lo_open=False)
+        num("integral_every_ticks", 0, 1000, integer=True)
+        num("frequency_filter_s", 0)
+        num("max_offset_hz", 0, 10)
+        num("max_slew_hz_per_s", 0)
+        num("silence_timeout_s", 0)
+        num("future_tolerance_s", 0, lo_open=False)
+        num("max_frequency_hz", 0, 1000)
+        num("lock_threshold_rad", 0, math.pi)
+        num("cluster_gap_hz", 0)
+        num("cluster_min_fraction", 0, 0.5)
+        num("cluster_min_size", 0, 1e9, lo_open=False, integer=True)
+        num("cluster_gap_spacing_factor", 0, lo_open=False)
+        num("cluster_noise_fraction", 0, 0.1, lo_open=False)
+        num("cluster_valley_fraction", 0, 0.5, lo_open=False)
+        num("cluster_every_ticks", 0, 10000, integer=True)
+        num("cluster_sample_size", 100, 1e9, integer=True)
+        num("cluster_confirm", 0, 100, integer=True)
+        num("cluster_span_hz", 0, 100)
+        num("merge_margin", 0, 1)
+        num("channel_spacing_hz", 0)
+        num("coupling_scale", 0, 100, lo_open=False)
+        num("chunk", 255, 1 << 24, integer=True)
         if not isinstance(self.exact_sums, (bool, np.bool_)):
-            errors.append(f'exact_sums must be a bool, got {self.exact_sums!r}')
+            errors.append(f"exact_sums must be a bool, got {self.exact_sums!r}")
         if not errors and self.cluster_span_hz / (self.cluster_gap_hz / 4.0) > 2_000_000:
-            errors.append('cluster_span_hz / cluster_gap_hz too large (histogram would exceed 8e6 bins)')
+            errors.append("cluster_span_hz / cluster_gap_hz too large (histogram would exceed 8e6 bins)")
         return errors
 
 
@@ -282,14 +283,14 @@ class IngestReport:
 
 
 class ClusterRecord(NamedTuple):
-    size: int                 # active jewels in the cluster
-    center_frequency: float   # mean natural-frequency estimate (Hz)
-    frequency_spread: float   # standard deviation of the natural-frequency estimates (Hz)
-    order_parameter: float    # |mean exp(i theta)| over the cluster
-    mean_phase: float         # rad, in (-pi, pi]
-    target_frequency: float   # Hz, the rhythm the cluster is driven to
-    resolution: str           # 'none' | 'merging' | 'separate_channel'
-    lock_fraction: float      # members within lock_threshold_rad of their target
+    size: int  # active jewels in the cluster
+    center_frequency: float  # mean natural-frequency estimate (Hz)
+    frequency_spread: float  # standard deviation of the natural-frequency estimates (Hz)
+    order_parameter: float  # |mean exp(i theta)| over the cluster
+    mean_phase: float  # rad, in (-pi, pi]
+    target_frequency: float  # Hz, the rhythm the cluster is driven to
+    resolution: str  # 'none' | 'merging' | 'separate_channel'
+    lock_fraction: float  # members within lock_threshold_rad of their target
 
 
 @dataclasses.dataclass
@@ -309,9 +310,16 @@ class ClusterTable:
         return int(self.size.shape[0])
 
     def __getitem__(self, j) -> ClusterRecord:
-        return ClusterRecord(int(self.size[j]), float(self.center_frequency[j]), float(self.frequency_spread[j]),
-                             float(self.order_parameter[j]), float(self.mean_phase[j]),
-                             float(self.target_frequency[j]), self.resolution, float(self.lock_fraction[j]))
+        return ClusterRecord(
+            int(self.size[j]),
+            float(self.center_frequency[j]),
+            float(self.frequency_spread[j]),
+            float(self.order_parameter[j]),
+            float(self.mean_phase[j]),
+            float(self.target_frequency[j]),
+            self.resolution,
+            float(self.lock_fraction[j]),
+        )
 
     def __iter__(self):
         return (self[j] for j in range(len(self)))
@@ -358,11 +366,11 @@ class TickResult:
 
 
 class _DriverCache:
-    __slots__ = ('ids', 'slots', 'start', 'version', 'last_t')
+    __slots__ = ("ids", "slots", "start", "version", "last_t")
 
     def __init__(self, ids, slots, start, version):
         self.ids, self.slots, self.start, self.version = ids, slots, start, version
-        self.last_t = None   # every slot of this batch last accepted a sample at exactly this time (fast path)
+        self.last_t = None  # every slot of this batch last accepted a sample at exactly this time (fast path)
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -409,16 +417,17 @@ def assign_channels(centers, sizes=None, spacing_hz: float = 0.05, *, power: flo
     if k == 0:
         return np.empty(0)
     w = np.ones(k) if sizes is None else np.asarray(sizes, dtype=np.float64)
-    order = np.argsort(c, kind='stable')
+    order = np.argsort(c, kind="stable")
     cs, ws = c[order], w[order]
     lo = math.floor(cs[0] / spacing_hz) - k
     hi = math.ceil(cs[-1] / spacing_hz) + k
-    grid = np.arange(lo, hi + 1, dtype=np.float64) * spacing_hz          # (m,)
+    grid = np.arange(lo, hi + 1, dtype=np.float64) * spacing_hz  # (m,)
     m = grid.shape[0]
-    cost = ws[:, None] * np.abs(cs[:, None] - grid[None, :]) ** power   # (k, m)
+    cost = ws[:, None] * np.abs(cs[:, None] - grid[None, :]) ** power  # (k, m)
     channels = np.empty(k)
     if not np.all(ws == ws[0]):
         from scipy.optimize import linear_sum_assignment
+
         rows, cols = linear_sum_assignment(cost)
         channels[order[rows]] = grid[cols]
         return channels
@@ -474,7 +483,7 @@ class PhaseLockKernel:
         self.config = config if config is not None else SyncConfig()
         errs = self.config.validate()
         if errs:
-            raise ValueError('invalid SyncConfig: ' + '; '.join(errs))
+            raise ValueError("invalid SyncConfig: " + "; ".join(errs))
         self._cap = 0
         self._n = 0
         self._alloc(max(int(capacity), 16))
@@ -490,9 +499,9 @@ class PhaseLockKernel:
         self._scale_arr = None
         self._alloc_buffers()
         # reference state
-        self._psi_ref = 0.0            # cycles, wrapped
-        self._omega_ref = None         # Hz (what psi_ref advances at)
-        self._omega_pop = None         # Hz, last population mean of nat
+        self._psi_ref = 0.0  # cycles, wrapped
+        self._omega_ref = None  # Hz (what psi_ref advances at)
+        self._omega_pop = None  # Hz, last population mean of nat
         self._user_ref = None
         self._user_ref_slew = 0.0
         self._need_ref_init = True
@@ -509,7 +518,7 @@ class PhaseLockKernel:
         self._gen_writes = 0
         # clusters
         self._k = 1
-        self._resolution = 'none'
+        self._resolution = "none"
         self._sep = False
         self._merge_target = None
         self._psi_tab = np.zeros(1)
@@ -521,23 +530,34 @@ class PhaseLockKernel:
         self._pending = None
 
     # ------------------------------------------------------------------ storage
-    _SLOT_FIELDS = (('_slot_id', np.uint32, 0), ('_owner', np.int32, -1), ('_t_s', np.float64, _NEVER),
-                    ('_th', np.float32, 0.0), ('_f_rep', np.float32, 0.0), ('_nat', np.float32, 0.0),
-                    ('_integ', np.float32, 0.0), ('_cmd', np.float32, 0.0), ('_err', np.float32, 0.0),
-                    ('_g', np.float32, 0.0), ('_raw', np.float32, 0.0),
-                    ('_active', np.bool_, False), ('_labels', np.intp, 0), ('_scratch', np.intp, 0))
+    _SLOT_FIELDS = (
+        ("_slot_id", np.uint32, 0),
+        ("_owner", np.int32, -1),
+        ("_t_s", np.float64, _NEVER),
+        ("_th", np.float32, 0.0),
+        ("_f_rep", np.float32, 0.0),
+        ("_nat", np.float32, 0.0),
+        ("_integ", np.float32, 0.0),
+        ("_cmd", np.float32, 0.0),
+        ("_err", np.float32, 0.0),
+        ("_g", np.float32, 0.0),
+        ("_raw", np.float32, 0.0),
+        ("_active", np.bool_, False),
+        ("_labels", np.intp, 0),
+        ("_scratch", np.intp, 0),
+    )
 
     def _alloc(self, cap):
         for name, dt, fill in self._SLOT_FIELDS:
             new = np.full(cap, fill, dtype=dt)
             if self._cap:
-                new[:self._n] = getattr(self, name)[:self._n]
+                new[: self._n] = getattr(self, name)[: self._n]
             setattr(self, name, new)
-        if getattr(self, '_scale_arr', None) is not None:
+        if getattr(self, "_scale_arr", None) is not None:
             new = np.full(cap, float(self.config.coupling_scale))
-            new[:self._n] = self._scale_arr[:self._n]
+            new[: self._n] = self._scale_arr[: self._n]
             self._scale_arr = new
-        if getattr(self, '_kcs', None) is not None:
+        if getattr(self, "_kcs", None) is not None:
             self._kcs = np.zeros((2, cap), np.float32)
         self._cap = cap
 
@@ -547,7 +567,7 @@ class PhaseLockKernel:
         self._bt = np.empty(ch, np.float32)
         self._bp = np.empty(ch, np.float32)
         self._bo = np.empty(ch, np.float32)
-        self._bcs = np.empty((2, ch), np.float32)    # cos / sin rows: one reduction gives both sums
+        self._bcs = np.empty((2, ch), np.float32)  # cos / sin rows: one reduction gives both sums
         self._ones32 = np.ones(ch, np.float32)
         self._bm = np.empty(ch, np.bool_)
         self._runs_key = None
@@ -608,9 +628,11 @@ class PhaseLockKernel:
             If ``ids`` is not a 1-D array of integers in the uint32 range.
         """
         ids = np.asarray(ids)
-        if ids.ndim != 1 or (ids.dtype != np.uint32 and (ids.dtype.kind not in 'iu' or (
-                ids.size and (int(ids.min()) < 0 or int(ids.max()) > 0xFFFFFFFF)))):
-            raise ValueError(f'ids must be a 1-D array of uint32 values, got {ids.dtype} shape {ids.shape}')
+        if ids.ndim != 1 or (
+            ids.dtype != np.uint32
+            and (ids.dtype.kind not in "iu" or (ids.size and (int(ids.min()) < 0 or int(ids.max()) > 0xFFFFFFFF)))
+        ):
+            raise ValueError(f"ids must be a 1-D array of uint32 values, got {ids.dtype} shape {ids.shape}")
         return self._register(driver_key, ids, self._now)[0]
 
     def lookup(self, ids) -> np.ndarray:
@@ -652,7 +674,7 @@ class PhaseLockKernel:
             self._slot_id[new_slots] = new_ids
             all_ids = np.concatenate([self._map_ids, new_ids])
             all_slots = np.concatenate([self._map_slots, new_slots])
-            order = np.argsort(all_ids, kind='stable')
+            order = np.argsort(all_ids, kind="stable")
             self._map_ids, self._map_slots = all_ids[order], all_slots[order]
             slots[miss] = new_slots[np.searchsorted(new_ids, ids[miss])]
             self._runs_key = None
@@ -664,7 +686,7 @@ class PhaseLockKernel:
         if dup_first.any():
             dup = np.isin(slots, np.unique(slots[dup_first]))
             codes = np.zeros(n, dtype=np.int8)
-            codes[dup] = _CODE['duplicate_id']
+            codes[dup] = _CODE["duplicate_id"]
         # ownership
         own = self._owner[slots]
         other = own != d
@@ -677,7 +699,7 @@ class PhaseLockKernel:
             if fresh.any():
                 if codes is None:
                     codes = np.zeros(n, dtype=np.int8)
-                codes[oi[fresh]] = _CODE['id_conflict']
+                codes[oi[fresh]] = _CODE["id_conflict"]
             take = os_[~fresh]
             if take.shape[0]:
                 self._owner[take] = d
@@ -697,8 +719,7 @@ class PhaseLockKernel:
         return slots, codes, start
 
     # ------------------------------------------------------------------ ingest
-    def ingest(self, driver_key: int, ids, phase, frequency, frequency_offset, sample_time, now: float
-               ) -> IngestReport:
+    def ingest(self, driver_key: int, ids, phase, frequency, frequency_offset, sample_time, now: float) -> IngestReport:
         """Validate and store one driver state batch.
 
         Parameters
@@ -727,7 +748,7 @@ class PhaseLockKernel:
         rep = IngestReport()
         now = float(now)
         if not math.isfinite(now):
-            raise ValueError(f'now must be a finite time, got {now!r}')
+            raise ValueError(f"now must be a finite time, got {now!r}")
         if now > self._now:
             self._now = now
         try:
@@ -738,22 +759,26 @@ class PhaseLockKernel:
             st = np.asarray(sample_time, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             rep.received = rep.received or 0
-            rep.message_error = f'unconvertible array: {exc}'
-            rep.rejected['bad_array'] = rep.received
+            rep.message_error = f"unconvertible array: {exc}"
+            rep.rejected["bad_array"] = rep.received
             return rep
-        if n < 0 or any(a.ndim != 1 or a.shape[0] != n for a in arrs) or not (
-                st.ndim == 0 or (st.ndim == 1 and st.shape[0] == n)):
+        if (
+            n < 0
+            or any(a.ndim != 1 or a.shape[0] != n for a in arrs)
+            or not (st.ndim == 0 or (st.ndim == 1 and st.shape[0] == n))
+        ):
             shapes = [ids_a.shape] + [a.shape for a in arrs] + [st.shape]
-            rep.message_error = ('mismatched array lengths: ids, phase, frequency, frequency_offset, '
-                                 f'sample_time have shapes {shapes}')
-            rep.rejected['length_mismatch'] = rep.received
+            rep.message_error = (
+                f"mismatched array lengths: ids, phase, frequency, frequency_offset, sample_time have shapes {shapes}"
+            )
+            rep.rejected["length_mismatch"] = rep.received
             return rep
         if n == 0:
             return rep
         if ids_a.dtype != np.uint32:
-            if ids_a.dtype.kind not in 'iu' or (ids_a.min() < 0 or ids_a.max() > 0xFFFFFFFF):
-                rep.message_error = f'ids must be uint32 values, got dtype {ids_a.dtype}'
-                rep.rejected['bad_ids'] = n
+            if ids_a.dtype.kind not in "iu" or (ids_a.min() < 0 or ids_a.max() > 0xFFFFFFFF):
+                rep.message_error = f"ids must be uint32 values, got dtype {ids_a.dtype}"
+                rep.rejected["bad_ids"] = n
                 return rep
             ids_a = ids_a.astype(np.uint32)
         ph, fr, of = arrs
@@ -783,28 +808,41 @@ class PhaseLockKernel:
             p, f, o = ph[a:b], fr[a:b], of[a:b]
             tsv = self._t_s[sa:sb]
             # NaN fails every comparison, so min/max bounds also reject non-finite values
-            ok = (-pmax <= float(_mn(p)) and float(_mx(p)) <= pmax and float(_mn(f)) > 0.0
-                  and float(_mx(f)) <= fmax and -fmax <= float(_mn(o)) and float(_mx(o)) <= fmax)
+            ok = (
+                -pmax <= float(_mn(p))
+                and float(_mx(p)) <= pmax
+                and float(_mn(f)) > 0.0
+                and float(_mx(f)) <= fmax
+                and -fmax <= float(_mn(o))
+                and float(_mx(o)) <= fmax
+            )
             if ok:
                 if scalar_t:
-                    ok = (sil_cut <= last_t <= stv) if last_t is not None else (
-                        float(_mn(tsv)) >= sil_cut and float(_mx(tsv)) <= stv)
+                    ok = (
+                        (sil_cut <= last_t <= stv)
+                        if last_t is not None
+                        else (float(_mn(tsv)) >= sil_cut and float(_mx(tsv)) <= stv)
+                    )
                 else:
                     s = st[a:b]
-                    ok = (float(_mn(tsv)) >= sil_cut and float(_mn(s)) >= sil_cut and float(_mx(s)) <= fut_cut
-                          and not np.less(s, tsv, out=self._bm[:b - a]).any())
+                    ok = (
+                        float(_mn(tsv)) >= sil_cut
+                        and float(_mn(s)) >= sil_cut
+                        and float(_mx(s)) <= fut_cut
+                        and not np.less(s, tsv, out=self._bm[: b - a]).any()
+                    )
             if not ok:
                 all_fast = False
                 self._ingest_general(slots[a:b], p, f, o, stv if scalar_t else st[a:b], None, now, rep)
                 continue
             m = b - a
-            np.multiply(p, INV_TWO_PI, out=self._th[sa:sb], casting='same_kind')
-            np.copyto(self._f_rep[sa:sb], f, casting='same_kind')
+            np.multiply(p, INV_TWO_PI, out=self._th[sa:sb], casting="same_kind")
+            np.copyto(self._f_rep[sa:sb], f, casting="same_kind")
             if scalar_t:
                 tsv.fill(stv)
             else:
                 np.copyto(tsv, st[a:b])
-            np.subtract(f, o, out=self._raw[sa:sb], casting='same_kind')   # filtered into nat on slow ticks
+            np.subtract(f, o, out=self._raw[sa:sb], casting="same_kind")  # filtered into nat on slow ticks
             rep.accepted += m
         if cache is not None:
             cache.last_t = (stv, self._gen_writes) if (scalar_t and all_fast) else None
@@ -821,7 +859,6 @@ class PhaseLockKernel:
             self._blk_t[j] = stv if (uniform and inside) else math.nan
         return rep
 
-
     def _ingest_general(self, slots, ph, fr, of, st, codes, now, rep):
         """Per-element validation and commit (vectorised over the batch, any slots)."""
         cfg = self.config
@@ -834,16 +871,16 @@ class PhaseLockKernel:
             sel = (code == 0) & cond
             code[sel] = _CODE[name]
 
-        mark('non_finite', ~(np.isfinite(ph) & np.isfinite(fr) & np.isfinite(of)))
-        with np.errstate(invalid='ignore'):
-            mark('bad_frequency', ~((fr > 0.0) & (fr <= cfg.max_frequency_hz)))
-            mark('bad_offset', ~(np.abs(of) <= cfg.max_frequency_hz))
-            mark('bad_phase', ~(np.abs(ph) <= _MAX_ABS_PHASE))
+        mark("non_finite", ~(np.isfinite(ph) & np.isfinite(fr) & np.isfinite(of)))
+        with np.errstate(invalid="ignore"):
+            mark("bad_frequency", ~((fr > 0.0) & (fr <= cfg.max_frequency_hz)))
+            mark("bad_offset", ~(np.abs(of) <= cfg.max_frequency_hz))
+            mark("bad_phase", ~(np.abs(ph) <= _MAX_ABS_PHASE))
         st_a = np.broadcast_to(np.asarray(st, dtype=np.float64), (n,))
-        mark('future_sample', ~(st_a <= now + cfg.future_tolerance_s))
-        mark('expired_sample', ~(st_a >= now - cfg.silence_timeout_s))
+        mark("future_sample", ~(st_a <= now + cfg.future_tolerance_s))
+        mark("expired_sample", ~(st_a >= now - cfg.silence_timeout_s))
         told = self._t_s[safe]
-        mark('out_of_order', st_a < told)
+        mark("out_of_order", st_a < told)
         counts = np.bincount(code, minlength=len(REJECT_REASONS) + 1)
         for i, name in enumerate(REJECT_REASONS):
             rep.rejected[name] += int(counts[i + 1])
@@ -879,16 +916,20 @@ class PhaseLockKernel:
         if np.ndim(scale) == 0:
             s = float(scale)
             if not (math.isfinite(s) and s >= 0):
-                raise ValueError(f'coupling scale must be finite and >= 0, got {scale!r}')
+                raise ValueError(f"coupling scale must be finite and >= 0, got {scale!r}")
             self.config.coupling_scale = s
             self._scale_arr = None
             return
         arr = np.asarray(scale, dtype=np.float64)
-        if arr.ndim != 1 or arr.shape[0] not in (self._n, self._cap) or not np.all(np.isfinite(arr)) or (
-                arr.min(initial=0.0) < 0):
-            raise ValueError('per-slot coupling scale must be finite, >= 0, shape (jewels_total,)')
+        if (
+            arr.ndim != 1
+            or arr.shape[0] not in (self._n, self._cap)
+            or not np.all(np.isfinite(arr))
+            or (arr.min(initial=0.0) < 0)
+        ):
+            raise ValueError("per-slot coupling scale must be finite, >= 0, shape (jewels_total,)")
         full = np.full(self._cap, 1.0)
-        full[:arr.shape[0]] = arr
+        full[: arr.shape[0]] = arr
         self._scale_arr = full
         self.config.coupling_scale = 1.0
 
@@ -901,9 +942,9 @@ class PhaseLockKernel:
             return
         f = float(frequency_hz)
         if not (math.isfinite(f) and 0 < f <= self.config.max_frequency_hz):
-            raise ValueError(f'reference frequency must be in (0, max_frequency_hz], got {frequency_hz!r}')
+            raise ValueError(f"reference frequency must be in (0, max_frequency_hz], got {frequency_hz!r}")
         if not (math.isfinite(slew_hz_per_s) and slew_hz_per_s > 0):
-            raise ValueError('slew_hz_per_s must be > 0')
+            raise ValueError("slew_hz_per_s must be > 0")
         self._user_ref = f
         self._user_ref_slew = float(slew_hz_per_s)
         self._force_slow = True
@@ -916,10 +957,21 @@ class PhaseLockKernel:
         n = slots.shape[0]
         if out is None:
             out = np.empty(n)
-        if c is not None and c.start >= 0 and (slots is c.slots or (
-                c.slots.shape[0] == n and n and slots[0] == c.start and slots[-1] == c.start + n - 1
-                and np.array_equal(slots, c.slots))):
-            np.copyto(out, self._cmd[c.start:c.start + n])
+        if (
+            c is not None
+            and c.start >= 0
+            and (
+                slots is c.slots
+                or (
+                    c.slots.shape[0] == n
+                    and n
+                    and slots[0] == c.start
+                    and slots[-1] == c.start + n - 1
+                    and np.array_equal(slots, c.slots)
+                )
+            )
+        ):
+            np.copyto(out, self._cmd[c.start : c.start + n])
             return out
         out[...] = self._cmd[np.where(slots >= 0, slots, 0)]
         if (slots < 0).any():
@@ -933,11 +985,11 @@ class PhaseLockKernel:
             return self._chunk_runs
         owner = self._owner[:n].astype(np.intp)
         nd = len(self._drv_keys)
-        owner[owner < 0] = nd                     # unowned slots -> sentinel driver
+        owner[owner < 0] = nd  # unowned slots -> sentinel driver
         self._drv_total = np.bincount(owner, minlength=nd + 1)
         runs = []
-        for a in range(0, n, ch):                  # per block (not per jewel); rebuilt on ownership change only
-            o = owner[a:min(n, a + ch)]
+        for a in range(0, n, ch):  # per block (not per jewel); rebuilt on ownership change only
+            o = owner[a : min(n, a + ch)]
             brk = np.flatnonzero(o[1:] != o[:-1]) + 1
             starts = np.concatenate([[0], brk]).astype(np.intp)
             runs.append((starts, o[starts]))
@@ -967,7 +1019,7 @@ class PhaseLockKernel:
         cfg = self.config
         now = float(now)
         if not math.isfinite(now):
-            raise ValueError(f'now must be a finite time, got {now!r}')
+            raise ValueError(f"now must be a finite time, got {now!r}")
         if now > self._now:
             self._now = now
         dt = (now - self._last_step) if self._last_step is not None else 1.0 / cfg.rate_hz
@@ -976,7 +1028,7 @@ class PhaseLockKernel:
         self._tick += 1
         n = self._n
         ch = int(cfg.chunk)
-        kur = cfg.mode == 'kuramoto'
+        kur = cfg.mode == "kuramoto"
         sil_cut = now - cfg.silence_timeout_s
         if self._omega_pop is None and n:
             act = self._t_s[:n] >= sil_cut
@@ -985,8 +1037,7 @@ class PhaseLockKernel:
         # slow terms (filters, integrator, target frequencies folded into g = nat - I - om) are updated every
         # integral_every_ticks ticks with the accumulated dt; the reference phase advances every tick
         self._slow_dt += dt
-        slow = (self._tick % int(cfg.integral_every_ticks) == 0 or self._force_slow
-                or self._omega_ref is None)
+        slow = self._tick % int(cfg.integral_every_ticks) == 0 or self._force_slow or self._omega_ref is None
         sdt = self._slow_dt
         if slow:
             self._slow_dt = 0.0
@@ -1038,7 +1089,7 @@ class PhaseLockKernel:
         for j, (a, m, ts, act, ec, th, fr, nat, g, integ, cmd, raw, x, t, bm, cs) in enumerate(views):
             # one cache block of `chunk` slots (a loop over blocks, never over jewels)
             tb = blk_t[j]
-            if tb == tb and tb >= sil_cut:          # whole block sampled at one time tb (fast-path ingest)
+            if tb == tb and tb >= sil_cut:  # whole block sampled at one time tb (fast-path ingest)
                 if not blk_all[j]:
                     act.fill(True)
                     blk_all[j] = True
@@ -1050,7 +1101,7 @@ class PhaseLockKernel:
                 na = int(np.count_nonzero(act))
                 nsil = m - na
                 if na:
-                    np.subtract(now, ts, out=x, casting='same_kind')
+                    np.subtract(now, ts, out=x, casting="same_kind")
                     x *= fr
             if na == 0:
                 ec.fill(0.0)
@@ -1063,14 +1114,14 @@ class PhaseLockKernel:
                 continue
             n_act += na
             if multi:
-                lab = self._labels[a:a + m]
+                lab = self._labels[a : a + m]
             psi = np.take(psi_tab32, lab, out=self._bp[:m]) if sep else psi_ref
             # predicted wrapped error (cycles, float32): e = wrap(psi - (th + f_rep * age))
             np.add(th, x, out=ec)
             np.subtract(psi, ec, out=ec)
             np.rint(ec, out=x)
             ec -= x
-            if nsil:                              # silent: e = 0 -> contributes exactly (1, 0) and 'locked'
+            if nsil:  # silent: e = 0 -> contributes exactly (1, 0) and 'locked'
                 np.logical_not(act, out=bm)
                 np.copyto(ec, 0.0, where=bm)
             # order parameter: float32 trig; float32 BLAS (or float64) sums per block, float64 across blocks
@@ -1081,7 +1132,7 @@ class PhaseLockKernel:
             csum = np.add.reduce(cs, axis=1, dtype=np.float64) if exact else np.dot(cs, ones[:m])
             cC = float(csum[0]) - nsil
             cS = float(csum[1])
-            np.greater(c32, cos_thr, out=bm)      # |e| < threshold  <=>  cos(e) > cos(threshold), |e| <= pi
+            np.greater(c32, cos_thr, out=bm)  # |e| < threshold  <=>  cos(e) > cos(threshold), |e| <= pi
             cL = int(np.count_nonzero(bm)) - nsil
             sQ += float(np.dot(ec, ec))
             sC += cC
@@ -1110,10 +1161,13 @@ class PhaseLockKernel:
                 kL += np.bincount(lab, weights=bm, minlength=k)[:k] - ksil
                 kA += ka
             if slow:
-                sN += float(np.add.reduce(nat, dtype=np.float64)) if nsil == 0 else float(
-                    np.add.reduce(nat, where=act, dtype=np.float64))
+                sN += (
+                    float(np.add.reduce(nat, dtype=np.float64))
+                    if nsil == 0
+                    else float(np.add.reduce(nat, where=act, dtype=np.float64))
+                )
             if slow:
-                np.subtract(raw, nat, out=x)      # natural-frequency filter (time constant frequency_filter_s)
+                np.subtract(raw, nat, out=x)  # natural-frequency filter (time constant frequency_filter_s)
                 x *= alpha
                 nat += x
             if kur:
@@ -1124,7 +1178,7 @@ class PhaseLockKernel:
                 _clip(ec, -zone, zone, out=x)
                 x *= ki_dt
                 if sarr is not None:
-                    x *= sarr[a:a + m]
+                    x *= sarr[a : a + m]
                 integ += x
                 _clip(integ, -ilim, ilim, out=integ)
                 np.subtract(nat, integ, out=g)
@@ -1134,11 +1188,11 @@ class PhaseLockKernel:
                     g -= om_ref
             np.multiply(ec, kp, out=t)
             if sarr is not None:
-                t *= sarr[a:a + m]
+                t *= sarr[a : a + m]
             t -= g
             _clip(t, -umax, umax, out=t)
             if nsil:
-                np.multiply(t, act, out=t)        # silent jewels are driven (slew-limited) to 0 offset
+                np.multiply(t, act, out=t)  # silent jewels are driven (slew-limited) to 0 offset
             self._slew_to(t, cmd, slew, x)
 
         # ---- global figures
@@ -1159,7 +1213,7 @@ class PhaseLockKernel:
             rms = math.sqrt(sQ / n_act) * TWO_PI
         else:
             r = psi = 0.0
-            lockf = rms = float('nan')
+            lockf = rms = float("nan")
             self._need_ref_init = True
         self._last_psi = psi
         if kur and n:
@@ -1171,19 +1225,43 @@ class PhaseLockKernel:
         if nd == 1:
             a0 = float(dA[0])
             den = max(a0, 1.0)
-            drv = DriverTable(self._drv_keys_arr, np.array([min(math.hypot(dC[0], dS[0]) / den, 1.0)]),
-                              np.array([dL[0] / den]), np.array([int(a0)], dtype=np.intp), tot)
+            drv = DriverTable(
+                self._drv_keys_arr,
+                np.array([min(math.hypot(dC[0], dS[0]) / den, 1.0)]),
+                np.array([dL[0] / den]),
+                np.array([int(a0)], dtype=np.intp),
+                tot,
+            )
         else:
             den = np.maximum(dA[:nd], 1.0)
-            drv = DriverTable(self._drv_keys_arr, np.minimum(np.hypot(dC[:nd], dS[:nd]) / den, 1.0),
-                              dL[:nd] / den, dA[:nd].astype(np.intp), tot)
+            drv = DriverTable(
+                self._drv_keys_arr,
+                np.minimum(np.hypot(dC[:nd], dS[:nd]) / den, 1.0),
+                dL[:nd] / den,
+                dA[:nd].astype(np.intp),
+                tot,
+            )
         # ---- clusters (detection amortised every cluster_every_ticks)
         if n_act and (self._tick % int(cfg.cluster_every_ticks) == 0):
             self._detect_clusters(n, n_act)
-        clusters = self._cluster_table(n_act, r, psi, lockf, multi and self._k == k,
-                                       (kC, kS, kA, kL) if multi else None)
-        return TickResult(now, r, psi, self._omega_pop if self._omega_pop is not None else float('nan'),
-                          om_ref, lockf, rms, n, n_act, n - n_act, clusters, drv, cfg.mode)
+        clusters = self._cluster_table(
+            n_act, r, psi, lockf, multi and self._k == k, (kC, kS, kA, kL) if multi else None
+        )
+        return TickResult(
+            now,
+            r,
+            psi,
+            self._omega_pop if self._omega_pop is not None else float("nan"),
+            om_ref,
+            lockf,
+            rms,
+            n,
+            n_act,
+            n - n_act,
+            clusters,
+            drv,
+            cfg.mode,
+        )
 
     def _block_views(self, n, ch, kur):
         """Per-block views of the state and scratch arrays (cached; rebuilt when n, chunk, mode or storage change)."""
@@ -1199,9 +1277,26 @@ class PhaseLockKernel:
             b = min(n, a + ch)
             m = b - a
             cs = self._kcs[:, a:b] if kur else self._bcs[:, :m]
-            views.append((a, m, self._t_s[a:b], self._active[a:b], self._err[a:b], self._th[a:b], self._f_rep[a:b],
-                          self._nat[a:b], self._g[a:b], self._integ[a:b], self._cmd[a:b], self._raw[a:b],
-                          self._bx[:m], self._bt[:m], self._bm[:m], cs))
+            views.append(
+                (
+                    a,
+                    m,
+                    self._t_s[a:b],
+                    self._active[a:b],
+                    self._err[a:b],
+                    self._th[a:b],
+                    self._f_rep[a:b],
+                    self._nat[a:b],
+                    self._g[a:b],
+                    self._integ[a:b],
+                    self._cmd[a:b],
+                    self._raw[a:b],
+                    self._bx[:m],
+                    self._bt[:m],
+                    self._bm[:m],
+                    cs,
+                )
+            )
         self._views = views
         self._views_key = key
         return views
@@ -1212,7 +1307,7 @@ class PhaseLockKernel:
             self._blk_t = [math.nan] * len(self._blk_t)
             return
         ch = int(self.config.chunk)
-        for b in np.unique(np.asarray(slots) // ch).tolist():   # touched blocks (slow path only)
+        for b in np.unique(np.asarray(slots) // ch).tolist():  # touched blocks (slow path only)
             if b < len(self._blk_t):
                 self._blk_t[b] = math.nan
 
@@ -1226,7 +1321,7 @@ class PhaseLockKernel:
         """Plain mean-field Kuramoto: offset = s K r sin(psi - theta)/(2 pi) = s K (Y' cos e + X' sin e)/(2 pi)."""
         cfg = self.config
         if n_act:
-            xp, yp = sC / n_act, -sS / n_act     # r exp(i(psi - psi_ref)) in the reference frame
+            xp, yp = sC / n_act, -sS / n_act  # r exp(i(psi - psi_ref)) in the reference frame
         else:
             xp = yp = 0.0
         kf = cfg.kuramoto_coupling * scale * INV_TWO_PI
@@ -1250,7 +1345,7 @@ class PhaseLockKernel:
         """O(N) histogram of natural-frequency estimates; split at empty gaps >= cluster_gap_hz, drop groups
         smaller than cluster_min_fraction into their nearest neighbour; act after cluster_confirm detections."""
         cfg = self.config
-        nat_all = self._nat[:n]                  # float32
+        nat_all = self._nat[:n]  # float32
         act_all = self._active[:n]
         h = cfg.cluster_gap_hz / 4.0
         # histogram on an evenly strided sample of at most cluster_sample_size slots (O(N/stride))
@@ -1269,7 +1364,7 @@ class PhaseLockKernel:
         center = self._omega_pop
         lo = max(fmin, center - cfg.cluster_span_hz)
         hi = min(fmax, center + cfg.cluster_span_hz)
-        nb = int((hi - lo) / h) + 2            # +2: float32 rounding at the top edge stays inside
+        nb = int((hi - lo) / h) + 2  # +2: float32 rounding at the top edge stays inside
 
         def bins(v, a_):
             x = np.subtract(v, lo)
@@ -1288,12 +1383,13 @@ class PhaseLockKernel:
         spacing = (q3 - q1 + 1) * h / n_s
         gap_bins = max(4, int(math.ceil(cfg.cluster_gap_spacing_factor * spacing / h)))
         min_size = max(cfg.cluster_min_fraction * n_s, cfg.cluster_min_size / stride)
-        occ = np.flatnonzero(counts > max(cfg.cluster_noise_fraction * n_s,
-                                          cfg.cluster_valley_fraction * float(counts.max())))
+        occ = np.flatnonzero(
+            counts > max(cfg.cluster_noise_fraction * n_s, cfg.cluster_valley_fraction * float(counts.max()))
+        )
         labels_of_bin = None
         k = 1
         if occ.shape[0] > 1:
-            split = (np.diff(occ) - 1) >= gap_bins   # >= 4 empty bins of gap/4 = an empty gap >= cluster_gap_hz
+            split = (np.diff(occ) - 1) >= gap_bins  # >= 4 empty bins of gap/4 = an empty gap >= cluster_gap_hz
             if split.any():
                 seg = np.concatenate([[0], np.cumsum(split)])
                 wts = counts[occ].astype(np.float64)
@@ -1304,9 +1400,9 @@ class PhaseLockKernel:
                     k = int(keep.shape[0])
                     kc = cent[keep]
                     bounds = 0.5 * (kc[1:] + kc[:-1])
-                    seg_to_k = np.searchsorted(bounds, cent)             # nearest kept cluster
+                    seg_to_k = np.searchsorted(bounds, cent)  # nearest kept cluster
                     # every bin -> segment of the nearest occupied bin at or left of it
-                    pos = np.clip(np.searchsorted(occ, np.arange(nb), side='right') - 1, 0, None)
+                    pos = np.clip(np.searchsorted(occ, np.arange(nb), side="right") - 1, 0, None)
                     labels_of_bin = seg_to_k[seg[pos]]
         if k != self._cand_k:
             self._cand_k = k
@@ -1341,20 +1437,20 @@ class PhaseLockKernel:
         self._cl_center, self._cl_spread = mu, spread
         if changed:
             self._resolve(labels, n, cnt, mu, spread)
-        elif self._resolution == 'merging':
+        elif self._resolution == "merging":
             reach = cfg.merge_margin * cfg.max_offset_hz
             lo_, hi_ = float(np.min(mu - 3 * spread)), float(np.max(mu + 3 * spread))
-            if hi_ - lo_ <= 2 * reach:   # follow slow drift of the merged population
+            if hi_ - lo_ <= 2 * reach:  # follow slow drift of the merged population
                 target = min(max(float(np.dot(mu, cnt) / cnt.sum()), hi_ - reach), lo_ + reach)
                 self._merge_target = target
                 self._om_tab = np.full(k, target)
             else:
                 self._resolve(labels, n, cnt, mu, spread)
-        elif self._resolution == 'separate_channel':
-            ch = assign_channels(mu, cnt, cfg.channel_spacing_hz)   # centres still settling: re-pick channels
+        elif self._resolution == "separate_channel":
+            ch = assign_channels(mu, cnt, cfg.channel_spacing_hz)  # centres still settling: re-pick channels
             if ch.shape[0] == self._om_tab.shape[0] and not np.array_equal(ch, self._om_tab):
                 self._force_slow = True
-                self._om_tab = ch    # the channel references keep their phase: no jump, slew-limited commands
+                self._om_tab = ch  # the channel references keep their phase: no jump, slew-limited commands
 
     def _set_single(self):
         self._force_slow = True
@@ -1363,7 +1459,7 @@ class PhaseLockKernel:
         self._k = 1
         self._sep = False
         self._merge_target = None
-        self._resolution = 'none'
+        self._resolution = "none"
         self._cl_center = np.zeros(1)
         self._cl_spread = np.zeros(1)
 
@@ -1382,7 +1478,7 @@ class PhaseLockKernel:
                 self._psi_ref = self._last_psi * INV_TWO_PI
             self._sep = False
             self._merge_target = target
-            self._resolution = 'merging'
+            self._resolution = "merging"
             self._om_tab = np.full(self._k, target)
             return
         channels = assign_channels(mu, cnt, cfg.channel_spacing_hz)
@@ -1398,31 +1494,51 @@ class PhaseLockKernel:
         S = np.bincount(labels, weights=np.sin(t32) * w, minlength=self._k)
         self._psi_tab = np.arctan2(S, C) * INV_TWO_PI
         self._om_tab = channels
-        self._sep = cfg.mode == 'controller'
+        self._sep = cfg.mode == "controller"
         self._merge_target = None
-        self._resolution = 'separate_channel'
+        self._resolution = "separate_channel"
 
     def _cluster_table(self, n_act, r, psi, lockf, have_sums, sums):
-        om_ref = self._omega_ref if self._omega_ref is not None else float('nan')
+        om_ref = self._omega_ref if self._omega_ref is not None else float("nan")
         if self._k == 1 or not have_sums:
-            return ClusterTable(np.array([n_act], dtype=np.intp), self._cl_center[:1].copy() if self._k == 1 else
-                                np.array([self._omega_pop or np.nan]), self._cl_spread[:1].copy(),
-                                np.array([r]), np.array([psi]), np.array([om_ref]),
-                                'none' if self._k == 1 else self._resolution, np.array([lockf]))
+            return ClusterTable(
+                np.array([n_act], dtype=np.intp),
+                self._cl_center[:1].copy() if self._k == 1 else np.array([self._omega_pop or np.nan]),
+                self._cl_spread[:1].copy(),
+                np.array([r]),
+                np.array([psi]),
+                np.array([om_ref]),
+                "none" if self._k == 1 else self._resolution,
+                np.array([lockf]),
+            )
         kC, kS, kA, kL = sums
-        with np.errstate(invalid='ignore', divide='ignore'):
+        with np.errstate(invalid="ignore", divide="ignore"):
             rk = np.minimum(np.hypot(kC, kS) / kA, 1.0)
             lk = kL / kA
             base = self._psi_tab if self._sep else np.full(self._k, self._psi_ref)
             mp = wrap_phase(base * TWO_PI + np.arctan2(-kS, kC))
         tgt = self._om_tab if self._sep else np.full(self._k, om_ref)
-        return ClusterTable(kA.astype(np.intp), self._cl_center.copy(), self._cl_spread.copy(), rk, mp,
-                            np.asarray(tgt, dtype=np.float64).copy(), self._resolution, lk)
+        return ClusterTable(
+            kA.astype(np.intp),
+            self._cl_center.copy(),
+            self._cl_spread.copy(),
+            rk,
+            mp,
+            np.asarray(tgt, dtype=np.float64).copy(),
+            self._resolution,
+            lk,
+        )
 
     # ------------------------------------------------------------------ introspection (tests, diagnostics)
     def slot_state(self, slots) -> dict:
         """Copies of per-slot state for ``slots``: nat (Hz), integ (Hz), cmd (Hz), err (rad), active, t_s (s)."""
         s = np.asarray(slots)
-        return {'nat': self._nat[s].copy(), 'integ': self._integ[s].copy(), 'cmd': self._cmd[s].copy(),
-                'err': self._err[s] * TWO_PI, 'active': self._active[s].copy(), 't_s': self._t_s[s].copy(),
-                'label': self._labels[s].copy() if self._k > 1 else np.zeros(s.shape, np.intp)}
+        return {
+            "nat": self._nat[s].copy(),
+            "integ": self._integ[s].copy(),
+            "cmd": self._cmd[s].copy(),
+            "err": self._err[s] * TWO_PI,
+            "active": self._active[s].copy(),
+            "t_s": self._t_s[s].copy(),
+            "label": self._labels[s].copy() if self._k > 1 else np.zeros(s.shape, np.intp),
+        }

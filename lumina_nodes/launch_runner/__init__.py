@@ -4,11 +4,29 @@
 - :func:`run` supervises them (output prefixing, log files, respawn, required nodes, shutdown
   escalation SIGINT -> SIGTERM -> SIGKILL per process group, no orphans).
 """
-from .parser import (LaunchArgument, LaunchError, LaunchResult, ParamFile, ProcessSpec,
-                     describe_launch_arguments, find_launch_file_in_package, format_show_args,
-                     parse_launch_file)
+
+from .parser import (
+    LaunchArgument,
+    LaunchError,
+    LaunchResult,
+    ParamFile,
+    ProcessSpec,
+    describe_launch_arguments,
+    find_launch_file_in_package,
+    format_show_args,
+    parse_launch_file,
+)
 from .runner import run
 
-__all__ = ['LaunchArgument', 'LaunchError', 'LaunchResult', 'ParamFile', 'ProcessSpec',
-           'describe_launch_arguments', 'find_launch_file_in_package', 'format_show_args',
-           'parse_launch_file', 'run']
+__all__ = [
+    "LaunchArgument",
+    "LaunchError",
+    "LaunchResult",
+    "ParamFile",
+    "ProcessSpec",
+    "describe_launch_arguments",
+    "find_launch_file_in_package",
+    "format_show_args",
+    "parse_launch_file",
+    "run",
+]

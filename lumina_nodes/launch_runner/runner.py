@@ -13,6 +13,7 @@ improvements:
   SIGKILLed), where upstream always returns 0;
 - each process gets its own complete log file in the run's log directory.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -25,38 +26,37 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 import psutil
 
 from .parser import ProcessSpec, remove_generated_param_files
 
-__all__ = ['run', 'make_log_dir', 'default_log_base']
+__all__ = ["run", "make_log_dir", "default_log_base"]
 
-_CLEAN_SIGNAL_CODES = {-signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT,
-                       128 + signal.SIGTERM}
+_CLEAN_SIGNAL_CODES = {-signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGTERM}
 
 
 def default_log_base(environ=None) -> str:
     """$ROS_LOG_DIR, else $ROS_HOME/log, else ~/.ros/log (like rcl_logging / launch)."""
     env = os.environ if environ is None else environ
-    if env.get('ROS_LOG_DIR'):
-        return os.path.expanduser(env['ROS_LOG_DIR'])
-    if env.get('ROS_HOME'):
-        return os.path.join(os.path.expanduser(env['ROS_HOME']), 'log')
-    return os.path.join(os.path.expanduser('~'), '.ros', 'log')
+    if env.get("ROS_LOG_DIR"):
+        return os.path.expanduser(env["ROS_LOG_DIR"])
+    if env.get("ROS_HOME"):
+        return os.path.join(os.path.expanduser(env["ROS_HOME"]), "log")
+    return os.path.join(os.path.expanduser("~"), ".ros", "log")
 
 
-def make_log_dir(run_dir: Optional[str] = None, environ=None) -> str:
+def make_log_dir(run_dir: str | None = None, environ=None) -> str:
     """Create the per-run log directory (``run_dir`` as given, or a new one under the base)."""
     if run_dir:
         os.makedirs(run_dir, exist_ok=True)
         return os.path.abspath(run_dir)
     base = default_log_base(environ)
-    stamp = datetime.datetime.now().strftime('%Y-%m-%d-%H-%M-%S-%f')
-    path = os.path.join(base, f'{stamp}-{socket.gethostname()}-{os.getpid()}')
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H-%M-%S-%f")
+    path = os.path.join(base, f"{stamp}-{socket.gethostname()}-{os.getpid()}")
     os.makedirs(path, exist_ok=True)
-    latest = os.path.join(base, 'latest')
+    latest = os.path.join(base, "latest")
     try:
         if os.path.islink(latest):
             os.unlink(latest)
@@ -73,35 +73,35 @@ class _Out:
     def __init__(self, screen, launch_log: str):
         self.lock = threading.Lock()
         self.screen = screen
-        self.file = open(launch_log, 'a', encoding='utf-8', buffering=1)
+        self.file = open(launch_log, "a", encoding="utf-8", buffering=1)
 
     def log(self, level: str, name: str, msg: str):
         t = time.time()
         with self.lock:
             try:
-                self.screen.write(f'[{level}] [{name}]: {msg}\n')
+                self.screen.write(f"[{level}] [{name}]: {msg}\n")
                 self.screen.flush()
             except (OSError, ValueError):
                 pass
-            self.file.write(f'{t:.7f} [{level}] [{name}]: {msg}\n')
+            self.file.write(f"{t:.7f} [{level}] [{name}]: {msg}\n")
 
-    def line(self, proc: '_Proc', stream: str, text: str):
+    def line(self, proc: _Proc, stream: str, text: str):
         out = proc.spec.output
-        to_screen = out in ('screen', 'both', 'full') or (out == 'log' and stream == 'stderr')
-        to_launch_log = out in ('log', 'both', 'full')
+        to_screen = out in ("screen", "both", "full") or (out == "log" and stream == "stderr")
+        to_launch_log = out in ("log", "both", "full")
         t = time.time()
         with self.lock:
             if to_screen:
                 try:
-                    self.screen.write(f'[{proc.spec.name}] {text}\n')
+                    self.screen.write(f"[{proc.spec.name}] {text}\n")
                     self.screen.flush()
                 except (OSError, ValueError):
                     pass
             if to_launch_log:
-                self.file.write(f'{t:.7f} [{proc.spec.name}] {text}\n')
-            proc.logfile.write(text + '\n')
-            if out in ('own_log', 'full'):
-                (proc.own_out if stream == 'stdout' else proc.own_err).write(text + '\n')
+                self.file.write(f"{t:.7f} [{proc.spec.name}] {text}\n")
+            proc.logfile.write(text + "\n")
+            if out in ("own_log", "full"):
+                (proc.own_out if stream == "stdout" else proc.own_err).write(text + "\n")
 
     def close(self):
         with self.lock:
@@ -109,11 +109,11 @@ class _Out:
 
 
 class _Escalation:
-    def __init__(self, pgid: int, proc: '_Proc', t0: float):
+    def __init__(self, pgid: int, proc: _Proc, t0: float):
         self.pgid = pgid
         self.proc = proc
         self.t0 = t0
-        self.stage = 0      # 0: SIGINT sent, 1: SIGTERM sent, 2: SIGKILL sent
+        self.stage = 0  # 0: SIGINT sent, 1: SIGTERM sent, 2: SIGKILL sent
         self.done = False
         self.killed_at = None
 
@@ -121,22 +121,19 @@ class _Escalation:
 class _Proc:
     def __init__(self, spec: ProcessSpec, log_dir: str):
         self.spec = spec
-        self.popen: Optional[subprocess.Popen] = None
-        self.state = 'pending'          # pending | running | respawn_wait | done
+        self.popen: subprocess.Popen | None = None
+        self.state = "pending"  # pending | running | respawn_wait | done
         self.respawn_at = 0.0
         self.retries = 0
-        self.readers: List[threading.Thread] = []
+        self.readers: list[threading.Thread] = []
         self.signals_sent: set = set()
-        self.pgids: List[int] = []
-        self.descendants: Dict[int, float] = {}
-        self.logfile = open(os.path.join(log_dir, f'{spec.name}.log'), 'a', encoding='utf-8',
-                            buffering=1)
+        self.pgids: list[int] = []
+        self.descendants: dict[int, float] = {}
+        self.logfile = open(os.path.join(log_dir, f"{spec.name}.log"), "a", encoding="utf-8", buffering=1)
         self.own_out = self.own_err = None
-        if spec.output in ('own_log', 'full'):
-            self.own_out = open(os.path.join(log_dir, f'{spec.name}-stdout.log'), 'a',
-                                encoding='utf-8', buffering=1)
-            self.own_err = open(os.path.join(log_dir, f'{spec.name}-stderr.log'), 'a',
-                                encoding='utf-8', buffering=1)
+        if spec.output in ("own_log", "full"):
+            self.own_out = open(os.path.join(log_dir, f"{spec.name}-stdout.log"), "a", encoding="utf-8", buffering=1)
+            self.own_err = open(os.path.join(log_dir, f"{spec.name}-stderr.log"), "a", encoding="utf-8", buffering=1)
 
     def close(self):
         for f in (self.logfile, self.own_out, self.own_err):
@@ -146,10 +143,11 @@ class _Proc:
 
 def _make_pdeathsig():
     """preexec_fn: the child gets SIGTERM if the runner dies abruptly (Linux prctl)."""
-    if not sys.platform.startswith('linux'):
+    if not sys.platform.startswith("linux"):
         return None
     try:
         import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         prctl = libc.prctl
     except (OSError, AttributeError):
@@ -158,6 +156,7 @@ def _make_pdeathsig():
 
     def preexec():
         prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+
     return preexec
 
 
@@ -172,7 +171,7 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     # The group exists; ignore zombies (an unreaped zombie cannot be killed anyway).
-    for p in psutil.process_iter(['pid']):
+    for p in psutil.process_iter(["pid"]):
         try:
             if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
                 return True
@@ -190,22 +189,20 @@ def _killpg(pgid: int, sig: int) -> bool:
 
 
 def _fmt_seconds(v: float) -> str:
-    return f'{v:g}'
+    return f"{v:g}"
 
 
 class Supervisor:
-    def __init__(self, specs: Sequence[ProcessSpec], log_dir: str, screen=None,
-                 poll_interval: float = 0.05):
+    def __init__(self, specs: Sequence[ProcessSpec], log_dir: str, screen=None, poll_interval: float = 0.05):
         self.log_dir = log_dir
-        self.out = _Out(screen if screen is not None else sys.stdout,
-                        os.path.join(log_dir, 'launch.log'))
+        self.out = _Out(screen if screen is not None else sys.stdout, os.path.join(log_dir, "launch.log"))
         self.procs = [_Proc(s, log_dir) for s in specs]
         self.poll = poll_interval
         self.shutting_down = False
-        self.escalations: List[_Escalation] = []
-        self.orphan_groups: List[tuple] = []   # (pgid, proc) of exited leaders with members left
-        self.failed: List[str] = []
-        self.pending_signals: List[int] = []
+        self.escalations: list[_Escalation] = []
+        self.orphan_groups: list[tuple] = []  # (pgid, proc) of exited leaders with members left
+        self.failed: list[str] = []
+        self.pending_signals: list[int] = []
         self.signal_count = 0
         self.last_track = 0.0
 
@@ -220,17 +217,14 @@ class Supervisor:
             sname = signal.Signals(signum).name
             if self.signal_count > 1 or self.shutting_down:
                 if signum == signal.SIGINT:
-                    self.out.log('WARNING', 'launch',
-                                 'user interrupted with ctrl-c (SIGINT) again, ignoring...')
+                    self.out.log("WARNING", "launch", "user interrupted with ctrl-c (SIGINT) again, ignoring...")
                 else:
-                    self.out.log('WARNING', 'launch', f'got {sname} again, ignoring '
-                                 '(shutdown already in progress)...')
+                    self.out.log("WARNING", "launch", f"got {sname} again, ignoring (shutdown already in progress)...")
                 continue
             if signum == signal.SIGINT:
-                self.out.log('WARNING', 'launch', 'user interrupted with ctrl-c (SIGINT)')
+                self.out.log("WARNING", "launch", "user interrupted with ctrl-c (SIGINT)")
             else:
-                self.out.log('WARNING', 'launch', f'received {sname}, shutting down all '
-                             'processes')
+                self.out.log("WARNING", "launch", f"received {sname}, shutting down all processes")
             self.begin_shutdown()
 
     # -- process lifecycle ------------------------------------------------------------------
@@ -243,45 +237,51 @@ class Supervisor:
                 out_target, err_target = ptys[0][1], ptys[1][1]
             else:
                 out_target = err_target = subprocess.PIPE
-            kwargs = dict(stdin=subprocess.DEVNULL, stdout=out_target, stderr=err_target,
-                          env=spec.env, cwd=spec.cwd, start_new_session=True,
-                          preexec_fn=_PREEXEC)
+            kwargs = dict(
+                stdin=subprocess.DEVNULL,
+                stdout=out_target,
+                stderr=err_target,
+                env=spec.env,
+                cwd=spec.cwd,
+                start_new_session=True,
+                preexec_fn=_PREEXEC,
+            )
             if spec.shell:
-                p.popen = subprocess.Popen(' '.join(spec.cmd), shell=True, **kwargs)
+                p.popen = subprocess.Popen(" ".join(spec.cmd), shell=True, **kwargs)
             else:
                 p.popen = subprocess.Popen(spec.cmd, **kwargs)
         except OSError as e:
             for master, slave in ptys:
                 os.close(master)
                 os.close(slave)
-            self.out.log('ERROR', spec.name, f"failed to start process {spec.cmd!r}: {e}")
-            self.failed.append(f'{spec.name}: could not be started ({e})')
-            p.state = 'done'
+            self.out.log("ERROR", spec.name, f"failed to start process {spec.cmd!r}: {e}")
+            self.failed.append(f"{spec.name}: could not be started ({e})")
+            p.state = "done"
             self.begin_shutdown()  # an exception in ros2 launch shuts the whole launch down
             return
-        p.state = 'running'
+        p.state = "running"
         p.signals_sent = set()
         p.pgids.append(p.popen.pid)
-        self.out.log('INFO', spec.name, f'process started with pid [{p.popen.pid}]')
+        self.out.log("INFO", spec.name, f"process started with pid [{p.popen.pid}]")
         p.readers = []
         if ptys:
             for _, slave in ptys:
                 os.close(slave)
-            streams = [open(ptys[0][0], 'rb'), open(ptys[1][0], 'rb')]
+            streams = [open(ptys[0][0], "rb"), open(ptys[1][0], "rb")]
         else:
             streams = [p.popen.stdout, p.popen.stderr]
-        for stream, name in zip(streams, ('stdout', 'stderr')):
+        for stream, name in zip(streams, ("stdout", "stderr"), strict=True):
             t = threading.Thread(target=self._reader, args=(p, stream, name), daemon=True)
             t.start()
             p.readers.append(t)
 
     def _reader(self, p: _Proc, stream, name: str):
         try:
-            for raw in iter(stream.readline, b''):
-                text = raw.decode(errors='replace')
-                if text.endswith('\n'):
+            for raw in iter(stream.readline, b""):
+                text = raw.decode(errors="replace")
+                if text.endswith("\n"):
                     text = text[:-1]
-                    if p.spec.emulate_tty and text.endswith('\r'):
+                    if p.spec.emulate_tty and text.endswith("\r"):
                         text = text[:-1]  # the pty's ONLCR turned '\n' into '\r\n'
                 self.out.line(p, name, text)
         except (OSError, ValueError):
@@ -298,36 +298,42 @@ class Supervisor:
         pid = p.popen.pid
         spec = p.spec
         if rc == 0:
-            self.out.log('INFO', spec.name, f'process has finished cleanly [pid {pid}]')
+            self.out.log("INFO", spec.name, f"process has finished cleanly [pid {pid}]")
         else:
-            cmd = ' '.join(part for part in spec.cmd if part.strip())
-            self.out.log('ERROR', spec.name,
-                         f"process has died [pid {pid}, exit code {rc}, cmd '{cmd}'].")
+            cmd = " ".join(part for part in spec.cmd if part.strip())
+            self.out.log("ERROR", spec.name, f"process has died [pid {pid}, exit code {rc}, cmd '{cmd}'].")
         if rc != 0:
-            if 'SIGKILL' in p.signals_sent and rc == -signal.SIGKILL:
-                self.failed.append(f'{spec.name}: had to be killed with SIGKILL')
-            elif p.signals_sent & {'SIGINT', 'SIGTERM'} and rc in _CLEAN_SIGNAL_CODES:
+            if "SIGKILL" in p.signals_sent and rc == -signal.SIGKILL:
+                self.failed.append(f"{spec.name}: had to be killed with SIGKILL")
+            elif p.signals_sent & {"SIGINT", "SIGTERM"} and rc in _CLEAN_SIGNAL_CODES:
                 pass  # stopped by the runner's SIGINT/SIGTERM: a clean shutdown
             else:
-                self.failed.append(f'{spec.name}: exited with code {rc}')
+                self.failed.append(f"{spec.name}: exited with code {rc}")
         if _group_alive(pid):
             # grandchildren left in the group: keep track so they are stopped at shutdown
             if not any(e.pgid == pid and not e.done for e in self.escalations):
                 self.orphan_groups.append((pid, p))
-                self.out.log('WARNING', spec.name, f'process group {pid} still has running '
-                             'processes after the process exited')
-        p.state = 'done'
+                self.out.log(
+                    "WARNING", spec.name, f"process group {pid} still has running processes after the process exited"
+                )
+        p.state = "done"
         if spec.required:
             if not self.shutting_down:
-                self.out.log('INFO', 'launch', f'process[{spec.name}] exited and has '
-                             "on_exit='shutdown': shutting down the launch")
+                self.out.log(
+                    "INFO",
+                    "launch",
+                    f"process[{spec.name}] exited and has on_exit='shutdown': shutting down the launch",
+                )
             self.begin_shutdown()
             return
-        if spec.respawn and not self.shutting_down and (
-                spec.respawn_max_retries < 0 or p.retries < spec.respawn_max_retries):
+        if (
+            spec.respawn
+            and not self.shutting_down
+            and (spec.respawn_max_retries < 0 or p.retries < spec.respawn_max_retries)
+        ):
             p.retries += 1
             if spec.respawn_delay > 0:
-                p.state = 'respawn_wait'
+                p.state = "respawn_wait"
                 p.respawn_at = time.monotonic() + spec.respawn_delay
             else:
                 self.start(p)
@@ -338,9 +344,9 @@ class Supervisor:
         self.shutting_down = True
         now = time.monotonic()
         for p in self.procs:
-            if p.state in ('respawn_wait', 'pending'):
-                p.state = 'done'
-            elif p.state == 'running':
+            if p.state in ("respawn_wait", "pending"):
+                p.state = "done"
+            elif p.state == "running":
                 self._escalate_start(p.popen.pid, p, now)
         for pgid, p in self.orphan_groups:
             if _group_alive(pgid):
@@ -350,14 +356,14 @@ class Supervisor:
     def _escalate_start(self, pgid: int, p: _Proc, now: float):
         e = _Escalation(pgid, p, now)
         self.escalations.append(e)
-        self.out.log('INFO', p.spec.name, f"sending signal 'SIGINT' to process[{p.spec.name}]")
+        self.out.log("INFO", p.spec.name, f"sending signal 'SIGINT' to process[{p.spec.name}]")
         if self._is_leader(p, pgid):
-            p.signals_sent.add('SIGINT')
+            p.signals_sent.add("SIGINT")
         _killpg(pgid, signal.SIGINT)
 
     @staticmethod
     def _is_leader(p: _Proc, pgid: int) -> bool:
-        return p.state == 'running' and p.popen is not None and p.popen.pid == pgid
+        return p.state == "running" and p.popen is not None and p.popen.pid == pgid
 
     def _escalate(self, now: float):
         for e in self.escalations:
@@ -370,40 +376,48 @@ class Supervisor:
             spec = e.proc.spec
             elapsed = now - e.t0
             if e.stage == 0 and elapsed >= spec.sigterm_timeout:
-                self.out.log('ERROR', spec.name, f"process[{spec.name}] failed to terminate "
-                             f"'{_fmt_seconds(spec.sigterm_timeout)}' seconds after receiving "
-                             "'SIGINT', escalating to 'SIGTERM'")
+                self.out.log(
+                    "ERROR",
+                    spec.name,
+                    f"process[{spec.name}] failed to terminate "
+                    f"'{_fmt_seconds(spec.sigterm_timeout)}' seconds after receiving "
+                    "'SIGINT', escalating to 'SIGTERM'",
+                )
                 if leader:
-                    e.proc.signals_sent.add('SIGTERM')
-                self.out.log('INFO', spec.name,
-                             f"sending signal 'SIGTERM' to process[{spec.name}]")
+                    e.proc.signals_sent.add("SIGTERM")
+                self.out.log("INFO", spec.name, f"sending signal 'SIGTERM' to process[{spec.name}]")
                 _killpg(e.pgid, signal.SIGTERM)
                 e.stage = 1
             if e.stage == 1 and elapsed >= spec.sigterm_timeout + spec.sigkill_timeout:
-                self.out.log('ERROR', spec.name, f"process[{spec.name}] failed to terminate "
-                             f"'{_fmt_seconds(spec.sigterm_timeout + spec.sigkill_timeout)}' "
-                             "seconds after receiving 'SIGTERM', escalating to 'SIGKILL'")
+                self.out.log(
+                    "ERROR",
+                    spec.name,
+                    f"process[{spec.name}] failed to terminate "
+                    f"'{_fmt_seconds(spec.sigterm_timeout + spec.sigkill_timeout)}' "
+                    "seconds after receiving 'SIGTERM', escalating to 'SIGKILL'",
+                )
                 if leader:
-                    e.proc.signals_sent.add('SIGKILL')
+                    e.proc.signals_sent.add("SIGKILL")
                 else:
-                    self.failed.append(f'{spec.name}: leftover processes in its group had to '
-                                       'be killed with SIGKILL')
-                self.out.log('INFO', spec.name,
-                             f"sending signal 'SIGKILL' to process[{spec.name}]")
+                    self.failed.append(f"{spec.name}: leftover processes in its group had to be killed with SIGKILL")
+                self.out.log("INFO", spec.name, f"sending signal 'SIGKILL' to process[{spec.name}]")
                 _killpg(e.pgid, signal.SIGKILL)
                 e.stage = 2
                 e.killed_at = now
             if e.stage == 2 and not leader and now - e.killed_at > 2.0:
                 e.done = True  # only unkillable/zombie members remain; do not hang
             elif e.stage == 2 and leader and now - e.killed_at > 5.0:
-                self.out.log('ERROR', spec.name, f'process[{spec.name}] (pid {e.pgid}) did not '
-                             'exit 5 seconds after SIGKILL; giving up on it')
-                e.proc.state = 'done'
+                self.out.log(
+                    "ERROR",
+                    spec.name,
+                    f"process[{spec.name}] (pid {e.pgid}) did not exit 5 seconds after SIGKILL; giving up on it",
+                )
+                e.proc.state = "done"
                 e.done = True
 
     def _track_descendants(self):
         for p in self.procs:
-            if p.state != 'running':
+            if p.state != "running":
                 continue
             try:
                 for c in psutil.Process(p.popen.pid).children(recursive=True):
@@ -421,8 +435,7 @@ class Supervisor:
             for pid, ctime in p.descendants.items():
                 try:
                     proc = psutil.Process(pid)
-                    if abs(proc.create_time() - ctime) > 0.01 or \
-                            proc.status() == psutil.STATUS_ZOMBIE:
+                    if abs(proc.create_time() - ctime) > 0.01 or proc.status() == psutil.STATUS_ZOMBIE:
                         continue
                     survivors.append((proc, p))
                 except psutil.Error:
@@ -430,8 +443,11 @@ class Supervisor:
         if not survivors:
             return
         for proc, p in survivors:
-            self.out.log('WARNING', p.spec.name, f'descendant process {proc.pid} left its '
-                         'process group and is still running: sending SIGTERM')
+            self.out.log(
+                "WARNING",
+                p.spec.name,
+                f"descendant process {proc.pid} left its process group and is still running: sending SIGTERM",
+            )
             try:
                 proc.terminate()
             except psutil.Error:
@@ -442,12 +458,12 @@ class Supervisor:
                 proc.kill()
             except psutil.Error:
                 pass
-            self.failed.append(f'descendant process {proc.pid} had to be killed with SIGKILL')
+            self.failed.append(f"descendant process {proc.pid} had to be killed with SIGKILL")
         psutil.wait_procs(alive, timeout=1.0)
 
     # -- main loop ------------------------------------------------------------------------------
     def run(self) -> int:
-        self.out.log('INFO', 'launch', f'All log files can be found below {self.log_dir}')
+        self.out.log("INFO", "launch", f"All log files can be found below {self.log_dir}")
         for p in self.procs:
             if self.shutting_down:
                 break
@@ -457,13 +473,13 @@ class Supervisor:
                 self._handle_signals()
                 now = time.monotonic()
                 for p in self.procs:
-                    if p.state == 'running':
+                    if p.state == "running":
                         rc = p.popen.poll()
                         if rc is not None:
                             self.on_exit(p, rc)
-                    elif p.state == 'respawn_wait' and now >= p.respawn_at:
+                    elif p.state == "respawn_wait" and now >= p.respawn_at:
                         if self.shutting_down:
-                            p.state = 'done'
+                            p.state = "done"
                         else:
                             self.start(p)
                 if now - self.last_track >= 0.25:
@@ -471,7 +487,7 @@ class Supervisor:
                     self._track_descendants()
                 if self.shutting_down:
                     self._escalate(time.monotonic())
-                active = any(p.state in ('running', 'respawn_wait') for p in self.procs)
+                active = any(p.state in ("running", "respawn_wait") for p in self.procs)
                 if not active:
                     if not self.shutting_down:
                         self.begin_shutdown()  # idle: stop leftover grandchildren, if any
@@ -486,13 +502,19 @@ class Supervisor:
             for p in self.procs:
                 p.close()
         if self.failed:
-            self.out.log('ERROR', 'launch', 'some processes failed: ' + '; '.join(self.failed))
+            self.out.log("ERROR", "launch", "some processes failed: " + "; ".join(self.failed))
         self.out.close()
         return 1 if self.failed else 0
 
 
-def run(specs: Sequence[ProcessSpec], *, log_dir: Optional[str] = None, screen=None,
-        install_signal_handlers: bool = True, cleanup_param_files: bool = True) -> int:
+def run(
+    specs: Sequence[ProcessSpec],
+    *,
+    log_dir: str | None = None,
+    screen=None,
+    install_signal_handlers: bool = True,
+    cleanup_param_files: bool = True,
+) -> int:
     """Run the processes until the launch ends; return 0 if all ended cleanly, else 1.
 
     ``log_dir`` is the per-run directory (created); default: a new directory below
@@ -517,35 +539,36 @@ def run(specs: Sequence[ProcessSpec], *, log_dir: Optional[str] = None, screen=N
 def format_process(spec: ProcessSpec, base_env=None) -> str:
     """Human-readable description of a resolved process (used by `lumina_launch -p`)."""
     base_env = os.environ if base_env is None else base_env
-    lines = [f'[{spec.name}]  ({spec.source})', f'  cmd: {shlex.join(spec.cmd)}']
+    lines = [f"[{spec.name}]  ({spec.source})", f"  cmd: {shlex.join(spec.cmd)}"]
     if spec.node_name:
-        lines.append(f'  node: {spec.node_name}')
+        lines.append(f"  node: {spec.node_name}")
     if spec.cwd:
-        lines.append(f'  cwd: {spec.cwd}')
-    opts = [f'output={spec.output}']
+        lines.append(f"  cwd: {spec.cwd}")
+    opts = [f"output={spec.output}"]
     if spec.respawn:
-        opts.append(f'respawn=true respawn_delay={_fmt_seconds(spec.respawn_delay)}')
+        opts.append(f"respawn=true respawn_delay={_fmt_seconds(spec.respawn_delay)}")
         if spec.respawn_max_retries >= 0:
-            opts.append(f'respawn_max_retries={spec.respawn_max_retries}')
+            opts.append(f"respawn_max_retries={spec.respawn_max_retries}")
     if spec.required:
         opts.append("on_exit=shutdown")
-    opts.append(f'sigterm_timeout={_fmt_seconds(spec.sigterm_timeout)} '
-                f'sigkill_timeout={_fmt_seconds(spec.sigkill_timeout)}')
+    opts.append(
+        f"sigterm_timeout={_fmt_seconds(spec.sigterm_timeout)} sigkill_timeout={_fmt_seconds(spec.sigkill_timeout)}"
+    )
     if spec.shell:
-        opts.append('shell=true')
+        opts.append("shell=true")
     if spec.emulate_tty:
-        opts.append('emulate_tty=true')
-    lines.append('  ' + ' '.join(opts))
+        opts.append("emulate_tty=true")
+    lines.append("  " + " ".join(opts))
     changed = {k: v for k, v in spec.env.items() if base_env.get(k) != v}
     removed = [k for k in base_env if k not in spec.env]
     for k in sorted(changed):
-        lines.append(f'  env: {k}={changed[k]}')
+        lines.append(f"  env: {k}={changed[k]}")
     for k in sorted(removed):
-        lines.append(f'  env: unset {k}')
+        lines.append(f"  env: unset {k}")
     for pf in spec.param_files:
         if pf.generated:
-            lines.append(f'  params-file (generated) {pf.path}:')
-            lines += ['    ' + ln for ln in pf.content.splitlines()]
+            lines.append(f"  params-file (generated) {pf.path}:")
+            lines += ["    " + ln for ln in pf.content.splitlines()]
         else:
-            lines.append(f'  params-file {pf.path}')
-    return '\n'.join(lines)
+            lines.append(f"  params-file {pf.path}")
+    return "\n".join(lines)

@@ -23,11 +23,12 @@ Dynamics over a sub-step h (at most ``max_step`` s; ``advance`` splits larger dt
 The natural-frequency, offset and cycle updates are exact for any h; only the phase noise realisation
 depends on how dt is split. Deterministic for a given seed and sequence of calls.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -79,7 +80,7 @@ class SleeperParams:
 class SleeperModel:
     """K sleepers wearing K jewels. See the module docstring for units and shapes."""
 
-    def __init__(self, n: int, seed: int = 0, params: Optional[SleeperParams] = None, t0: float = 0.0):
+    def __init__(self, n: int, seed: int = 0, params: SleeperParams | None = None, t0: float = 0.0):
         if int(n) < 0:
             raise ValueError("n must be >= 0")
         self.n = int(n)
@@ -101,7 +102,7 @@ class SleeperModel:
         self.drain = rng.uniform(p.drain_lo, p.drain_hi, k) / 3600.0
         self.drill_delta = np.zeros(k)
         self.drill_group = np.full(k, -1, dtype=np.int16)
-        self.drill_until: Optional[float] = None
+        self.drill_until: float | None = None
         self._seg_stage = np.array([s for s, _ in p.template], dtype=np.int8)
         fr = np.array([f for _, f in p.template], dtype=np.float64)
         self._seg_end = np.cumsum(fr / fr.sum())
@@ -181,12 +182,13 @@ class SleeperModel:
         rng = np.random.default_rng(seed)
         return np.sort(rng.choice(self.n, size=m, replace=False)) if m else np.zeros(0, dtype=np.int64)
 
-    def group_centres(self, groups: int, separation: float, around: Optional[float] = None) -> np.ndarray:
+    def group_centres(self, groups: int, separation: float, around: float | None = None) -> np.ndarray:
         mean = float(np.mean(self.natural)) if around is None else float(around)
         return mean + (np.arange(groups) - (groups - 1) / 2.0) * separation
 
-    def inject_overlapping(self, fraction: float, groups: int, separation: float, seed: int = 0,
-                           duration: float = 0.0) -> np.ndarray:
+    def inject_overlapping(
+        self, fraction: float, groups: int, separation: float, seed: int = 0, duration: float = 0.0
+    ) -> np.ndarray:
         """Move round(fraction*K) jewels' natural frequencies into `groups` bands centred at
         mean(natural) + (g - (groups-1)/2) * separation, spread sd = band_spread * separation.
         Returns the affected indices; ``drill_group`` holds each jewel's band (-1 = unaffected).

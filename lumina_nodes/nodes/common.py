@@ -1,27 +1,35 @@
 """What every Lumina node shares: QoS profiles of the streams, parameter declaration with descriptors and
 ranges, the /diagnostics publisher, and the standard main() of a node process."""
-from dataclasses import dataclass
 
 import gc
 import signal
 import threading
+from dataclasses import dataclass
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.signals import SignalHandlerOptions
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 
 # QoS of each stream (docs/qos.md explains the choices).
 # Jewel state and command batches: reliable so a recorder sees every batch, shallow so a slow reader gets the
 # newest batch instead of a backlog.
-BATCH_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.VOLATILE)
+BATCH_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=5,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
 # Synchronizer and festival state, Bio-Dream samples, tree frames.
-STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.VOLATILE)
+STATE_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
 DIAGNOSTICS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 # Diagnostic levels as ints (DiagnosticStatus stores them as one byte).
@@ -43,11 +51,12 @@ class Param:
     def descriptor(self):
         text = self.description
         if self.choices:
-            text += f' One of: {", ".join(map(str, self.choices))}.'
+            text += f" One of: {', '.join(map(str, self.choices))}."
         descriptor = ParameterDescriptor(description=text, read_only=self.read_only)
         if self.low is not None and isinstance(self.default, float):
-            descriptor.floating_point_range = [FloatingPointRange(from_value=float(self.low),
-                                                                  to_value=float(self.high), step=0.0)]
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=float(self.low), to_value=float(self.high), step=0.0)
+            ]
         elif self.low is not None and isinstance(self.default, int) and not isinstance(self.default, bool):
             descriptor.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=0)]
         return descriptor
@@ -63,10 +72,10 @@ def declare_parameters(node, params):
         try:
             values[param.name] = node.declare_parameter(param.name, param.default, param.descriptor()).value
         except ParameterException as error:
-            raise StartupError(f'invalid parameter {param.name}: {error}') from error
+            raise StartupError(f"invalid parameter {param.name}: {error}") from error
     for param in params:
         if param.choices and values[param.name] not in param.choices:
-            raise StartupError(f'parameter {param.name}={values[param.name]!r} is not one of {param.choices}')
+            raise StartupError(f"parameter {param.name}={values[param.name]!r} is not one of {param.choices}")
     return values
 
 
@@ -76,21 +85,26 @@ def check_choices(params, changes):
     for change in changes:
         param = by_name.get(change.name)
         if param is not None and param.choices and change.value not in param.choices:
-            return SetParametersResult(successful=False,
-                                       reason=f'{change.name} must be one of {param.choices}, got {change.value!r}')
+            return SetParametersResult(
+                successful=False, reason=f"{change.name} must be one of {param.choices}, got {change.value!r}"
+            )
     return SetParametersResult(successful=True)
 
 
-def diagnostic_status(level, name, message, hardware_id='', values=None):
+def diagnostic_status(level, name, message, hardware_id="", values=None):
     """A DiagnosticStatus with key/values from a dict (values are formatted as text)."""
-    return DiagnosticStatus(level=bytes([level]), name=name,
-                            message=message, hardware_id=hardware_id,
-                            values=[KeyValue(key=str(k), value=_format(v)) for k, v in (values or {}).items()])
+    return DiagnosticStatus(
+        level=bytes([level]),
+        name=name,
+        message=message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=str(k), value=_format(v)) for k, v in (values or {}).items()],
+    )
 
 
 def _format(value):
     if isinstance(value, float):
-        return f'{value:.6g}'
+        return f"{value:.6g}"
     return str(value)
 
 
@@ -103,15 +117,15 @@ class DiagnosticsPublisher:
 
     def __init__(self, node, collect, period=1.0):
         self._node, self._collect = node, collect
-        self._publisher = node.create_publisher(DiagnosticArray, '/diagnostics', DIAGNOSTICS_QOS)
+        self._publisher = node.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
         self._timer = node.create_timer(period, self.publish)
 
     def publish(self):
         msg = DiagnosticArray()
         msg.header.stamp = self._node.get_clock().now().to_msg()
-        prefix = self._node.get_fully_qualified_name().lstrip('/')
+        prefix = self._node.get_fully_qualified_name().lstrip("/")
         for status in self._collect():
-            status.name = f'{prefix}: {status.name}'
+            status.name = f"{prefix}: {status.name}"
             msg.status.append(status)
         self._publisher.publish(msg)
 
@@ -156,7 +170,7 @@ def run_node(node_class, args=None):
         return 1
     finally:
         if node is not None:
-            if hasattr(node, 'close'):
+            if hasattr(node, "close"):
                 node.close()
             node.destroy_node()
         rclpy.try_shutdown()
@@ -165,4 +179,3 @@ def run_node(node_class, args=None):
 
 class StartupError(RuntimeError):
     """Raised by a node constructor when its configuration cannot work; run_node reports it and exits 1."""
-

@@ -9,6 +9,7 @@ Topics (relative to the node's namespace, one namespace per plaza):
 The device side is a backend (lumina_nodes.backends.jewel) chosen by the ``backend`` parameter, so swapping
 simulated jewels for real ones changes one launch argument.
 """
+
 import time
 
 import numpy as np
@@ -20,78 +21,105 @@ from rclpy.qos import QoSProfile
 from lumina_nodes.backends.jewel import make_jewel_backend
 from lumina_nodes.fastpath import from_field, to_field
 from lumina_nodes.msg import JewelCommandBatch, JewelStateBatch
-from lumina_nodes.nodes.common import (clock_seconds, BATCH_QOS, ERROR, OK, WARN, DiagnosticsPublisher, Param,
-                                       StartupError, check_choices, declare_parameters, diagnostic_status,
-                                       run_node)
+from lumina_nodes.nodes.common import (
+    BATCH_QOS,
+    ERROR,
+    OK,
+    WARN,
+    DiagnosticsPublisher,
+    Param,
+    StartupError,
+    check_choices,
+    clock_seconds,
+    declare_parameters,
+    diagnostic_status,
+    run_node,
+)
 from lumina_nodes.srv import InjectDisruption
 from lumina_nodes.timing import LoopStats
 
 PARAMS = (
-    Param('backend', 'sim', 'Device backend.', choices=('sim', 'serial'), read_only=True),
-    Param('driver_id', '', 'Id of this driver in the city (empty: the node name).', read_only=True),
-    Param('first_id', 1, 'Id of the first jewel (sim: ids first_id .. first_id + jewel_count - 1).',
-          0, 2**32 - 1, read_only=True),
-    Param('jewel_count', 16, 'Number of jewels this gateway drives (sim).', 1, 1_000_000, read_only=True),
-    Param('publish_rate_hz', 50.0, 'Rate of state batches, Hz.', 1.0, 500.0, read_only=True),
-    Param('seed', 0, 'Seed of the simulated sleepers and link (sim).', 0, 2**31 - 1, read_only=True),
-    Param('comfort_limit_hz', 0.25, 'Largest frequency correction a jewel accepts, Hz.', 0.0, 2.0,
-          read_only=True),
-    Param('max_slew_hz_per_s', 0.5, 'Fastest change of the correction a jewel makes, Hz/s.', 0.0, 10.0,
-          read_only=True),
-    Param('link_latency_s', 0.01, 'Mean link latency of reports (sim), s.', 0.0, 1.0, read_only=True),
-    Param('dropout_rate', 0.002, 'Link dropouts per jewel per second (sim).', 0.0, 10.0, read_only=True),
-    Param('port', '', 'Serial port of the gateway (serial backend), e.g. /dev/ttyUSB0.', read_only=True),
-    Param('baudrate', 1_000_000, 'Serial baud rate (serial backend).', 1200, 12_000_000, read_only=True),
+    Param("backend", "sim", "Device backend.", choices=("sim", "serial"), read_only=True),
+    Param("driver_id", "", "Id of this driver in the city (empty: the node name).", read_only=True),
+    Param(
+        "first_id",
+        1,
+        "Id of the first jewel (sim: ids first_id .. first_id + jewel_count - 1).",
+        0,
+        2**32 - 1,
+        read_only=True,
+    ),
+    Param("jewel_count", 16, "Number of jewels this gateway drives (sim).", 1, 1_000_000, read_only=True),
+    Param("publish_rate_hz", 50.0, "Rate of state batches, Hz.", 1.0, 500.0, read_only=True),
+    Param("seed", 0, "Seed of the simulated sleepers and link (sim).", 0, 2**31 - 1, read_only=True),
+    Param("comfort_limit_hz", 0.25, "Largest frequency correction a jewel accepts, Hz.", 0.0, 2.0, read_only=True),
+    Param("max_slew_hz_per_s", 0.5, "Fastest change of the correction a jewel makes, Hz/s.", 0.0, 10.0, read_only=True),
+    Param("link_latency_s", 0.01, "Mean link latency of reports (sim), s.", 0.0, 1.0, read_only=True),
+    Param("dropout_rate", 0.002, "Link dropouts per jewel per second (sim).", 0.0, 10.0, read_only=True),
+    Param("port", "", "Serial port of the gateway (serial backend), e.g. /dev/ttyUSB0.", read_only=True),
+    Param("baudrate", 1_000_000, "Serial baud rate (serial backend).", 1200, 12_000_000, read_only=True),
 )
 
 
 def backend_parameters(values):
     """Backend constructor arguments from the node parameters."""
-    common = {'comfort_limit': values['comfort_limit_hz'], 'max_slew': values['max_slew_hz_per_s']}
-    if values['backend'] == 'sim':
-        return {**common, 'first_id': values['first_id'], 'count': values['jewel_count'], 'seed': values['seed'],
-                'latency': values['link_latency_s'], 'dropout_rate': values['dropout_rate']}
-    if not values['port']:
+    common = {"comfort_limit": values["comfort_limit_hz"], "max_slew": values["max_slew_hz_per_s"]}
+    if values["backend"] == "sim":
+        return {
+            **common,
+            "first_id": values["first_id"],
+            "count": values["jewel_count"],
+            "seed": values["seed"],
+            "latency": values["link_latency_s"],
+            "dropout_rate": values["dropout_rate"],
+        }
+    if not values["port"]:
         raise StartupError("backend 'serial' needs the 'port' parameter (e.g. port:=/dev/ttyUSB0)")
-    return {**common, 'port': values['port'], 'baudrate': values['baudrate']}
+    return {**common, "port": values["port"], "baudrate": values["baudrate"]}
 
 
 class JewelDriver(Node):
     def __init__(self):
-        super().__init__('jewel_driver')
+        super().__init__("jewel_driver")
         try:
             self.params = declare_parameters(self, PARAMS)
-            self.backend = make_jewel_backend(self.params['backend'], **backend_parameters(self.params))
+            self.backend = make_jewel_backend(self.params["backend"], **backend_parameters(self.params))
         except (ValueError, TypeError) as error:
-            raise StartupError(f'invalid configuration: {error}') from error
+            raise StartupError(f"invalid configuration: {error}") from error
         self.add_on_set_parameters_callback(lambda changes: check_choices(PARAMS, changes))
         # Default id: the plaza namespace (/plaza_north -> plaza_north), else the node name.
-        self.driver_id = (self.params['driver_id'] or self.get_namespace().strip('/').replace('/', '.')
-                          or self.get_name())
+        self.driver_id = (
+            self.params["driver_id"] or self.get_namespace().strip("/").replace("/", ".") or self.get_name()
+        )
         self.backend.start()
 
-        period = 1.0 / self.params['publish_rate_hz']
+        period = 1.0 / self.params["publish_rate_hz"]
         self.deadline_misses = 0
-        state_qos = QoSProfile(**{k: getattr(BATCH_QOS, k) for k in ('history', 'depth', 'reliability',
-                                                                       'durability')},
-                               deadline=Duration(nanoseconds=int(3 * period * 1e9)))
+        state_qos = QoSProfile(
+            **{k: getattr(BATCH_QOS, k) for k in ("history", "depth", "reliability", "durability")},
+            deadline=Duration(nanoseconds=int(3 * period * 1e9)),
+        )
         self.state_pub = self.create_publisher(
-            JewelStateBatch, 'jewels/state', state_qos,
-            event_callbacks=PublisherEventCallbacks(deadline=self._on_deadline_missed))
-        self.create_subscription(JewelCommandBatch, 'jewels/command', self._on_command, BATCH_QOS)
-        self.create_service(InjectDisruption, 'inject_disruption', self._on_inject)
+            JewelStateBatch,
+            "jewels/state",
+            state_qos,
+            event_callbacks=PublisherEventCallbacks(deadline=self._on_deadline_missed),
+        )
+        self.create_subscription(JewelCommandBatch, "jewels/command", self._on_command, BATCH_QOS)
+        self.create_service(InjectDisruption, "inject_disruption", self._on_inject)
         self.seq = 0
-        self.command_batches = {'accepted': 0, 'rejected': 0}
+        self.command_batches = {"accepted": 0, "rejected": 0}
         self.command_elements_accepted = 0
         self.command_rejects = {}
-        self.last_command_problem = ''
-        self.stats = LoopStats(self.params['publish_rate_hz'])
+        self.last_command_problem = ""
+        self.stats = LoopStats(self.params["publish_rate_hz"])
         self.timer = self.create_timer(period, self._publish_state)
         self.diagnostics = DiagnosticsPublisher(self, self._diagnostics)
         self.get_logger().info(
             f"driver '{self.driver_id}' up: backend {self.params['backend']}, "
             f"{self.params['jewel_count'] if self.params['backend'] == 'sim' else 'device'} jewels, "
-            f"{self.params['publish_rate_hz']:g} Hz")
+            f"{self.params['publish_rate_hz']:g} Hz"
+        )
 
     def _publish_state(self):
         wall_start = time.perf_counter()
@@ -119,33 +147,43 @@ class JewelDriver(Node):
         else:
             # Arrays of different lengths are passed as they are: the backend rejects the whole batch and
             # counts it under length_mismatch.
-            result = self.backend.apply_command(from_field(msg.ids, np.uint32),
-                                                from_field(msg.frequency_offset, np.float64),
-                                                from_field(msg.intensity, np.float32), clock_seconds(self))
+            result = self.backend.apply_command(
+                from_field(msg.ids, np.uint32),
+                from_field(msg.frequency_offset, np.float64),
+                from_field(msg.intensity, np.float32),
+                clock_seconds(self),
+            )
             self.command_elements_accepted += result.accepted
             for reason, count in result.rejected.items():
                 if count:
                     self.command_rejects[reason] = self.command_rejects.get(reason, 0) + count
             if result.rejected_total:
-                problem = result.message or f'{result.rejected_total} command elements rejected'
+                problem = result.message or f"{result.rejected_total} command elements rejected"
         if problem:
-            self.command_batches['rejected'] += 1
+            self.command_batches["rejected"] += 1
             if problem != self.last_command_problem:
-                self.get_logger().warning(f'command batch {msg.seq}: {problem}')
+                self.get_logger().warning(f"command batch {msg.seq}: {problem}")
             self.last_command_problem = problem
         else:
-            self.command_batches['accepted'] += 1
+            self.command_batches["accepted"] += 1
 
     def _on_inject(self, request, response):
         accepted, message, affected = self.backend.inject(
-            request.kind, fraction=request.fraction, groups=request.groups, separation=request.separation,
-            report_loss=request.report_loss, report_corruption=request.report_corruption,
-            duration=request.duration, seed=request.seed, now=clock_seconds(self))
+            request.kind,
+            fraction=request.fraction,
+            groups=request.groups,
+            separation=request.separation,
+            report_loss=request.report_loss,
+            report_corruption=request.report_corruption,
+            duration=request.duration,
+            seed=request.seed,
+            now=clock_seconds(self),
+        )
         response.accepted, response.message, response.jewels_affected = bool(accepted), message, int(affected)
         if accepted:
-            self.get_logger().info(f'inject_disruption kind {request.kind}: {message}')
+            self.get_logger().info(f"inject_disruption kind {request.kind}: {message}")
         else:
-            self.get_logger().warning(f'inject_disruption kind {request.kind} rejected: {message}')
+            self.get_logger().warning(f"inject_disruption kind {request.kind} rejected: {message}")
         return response
 
     def _on_deadline_missed(self, event):
@@ -154,23 +192,31 @@ class JewelDriver(Node):
     def _diagnostics(self):
         timing = self.stats.summary()
         level = OK
-        message = 'publishing'
-        if self.deadline_misses or timing['deadline_misses']:
-            level, message = WARN, 'state batches late'
+        message = "publishing"
+        if self.deadline_misses or timing["deadline_misses"]:
+            level, message = WARN, "state batches late"
         if self.command_rejects:
-            level, message = max(level, WARN), f'command elements rejected: {self.command_rejects}'
-        statuses = [diagnostic_status(level, 'driver', message, self.driver_id, {
-            'backend': self.params['backend'],
-            'batches_published': self.seq,
-            'publish_rate_hz': self.params['publish_rate_hz'],
-            'publish_jitter_s': timing['jitter'],
-            'publish_slots_missed': timing['deadline_misses'],
-            'offered_deadline_missed': self.deadline_misses,
-            'command_batches_accepted': self.command_batches['accepted'],
-            'command_batches_rejected': self.command_batches['rejected'],
-            'command_elements_accepted': self.command_elements_accepted,
-            **{f'command_rejected_{k}': v for k, v in sorted(self.command_rejects.items())},
-        })]
+            level, message = max(level, WARN), f"command elements rejected: {self.command_rejects}"
+        statuses = [
+            diagnostic_status(
+                level,
+                "driver",
+                message,
+                self.driver_id,
+                {
+                    "backend": self.params["backend"],
+                    "batches_published": self.seq,
+                    "publish_rate_hz": self.params["publish_rate_hz"],
+                    "publish_jitter_s": timing["jitter"],
+                    "publish_slots_missed": timing["deadline_misses"],
+                    "offered_deadline_missed": self.deadline_misses,
+                    "command_batches_accepted": self.command_batches["accepted"],
+                    "command_batches_rejected": self.command_batches["rejected"],
+                    "command_elements_accepted": self.command_elements_accepted,
+                    **{f"command_rejected_{k}": v for k, v in sorted(self.command_rejects.items())},
+                },
+            )
+        ]
         for level, name, message, values in self.backend.diagnostics():
             statuses.append(diagnostic_status(min(level, ERROR), name, message, self.driver_id, values))
         return statuses

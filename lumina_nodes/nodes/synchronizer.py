@@ -13,10 +13,12 @@ Topics:
 The loop: a tick runs as soon as every active driver has delivered a batch since the previous tick (so the
 commands go out right after the newest state arrives), and at the latest 1.25 periods after the previous tick
 (so a silent or late driver cannot stall the city; a shorter grace lets ordinary driver jitter trigger ticks
-that answer an old batch, which measured as a p99 latency of 28 ms instead of 5 ms). Latency is measured from the newest state stamp to the command
-publish; a tick starting more than 1.5 periods after the previous one is a deadline miss. Every time here is
-the node clock, so under use_sim_time the loop keeps its rate in sim time; compute time is wall time.
+that answer an old batch, which measured as a p99 latency of 28 ms instead of 5 ms). Latency is measured from
+the newest state stamp to the command publish; a tick starting more than 1.5 periods after the previous one is
+a deadline miss. Every time here is the node clock, so under use_sim_time the loop keeps its rate in sim
+time; compute time is wall time.
 """
+
 import dataclasses
 import re
 import time
@@ -27,54 +29,110 @@ from rclpy.node import Node
 
 from lumina_nodes.fastpath import from_field, to_field
 from lumina_nodes.kernels.phase_lock import PhaseLockKernel, SyncConfig
-from lumina_nodes.msg import (BioDreamSample, ClusterState, JewelCommandBatch, JewelStateBatch, LoopTiming,
-                              PlazaSync, SyncState)
-from lumina_nodes.nodes.common import (clock_seconds, BATCH_QOS, OK, STATE_QOS, WARN, DiagnosticsPublisher, Param,
-                                       StartupError, declare_parameters, diagnostic_status, run_node, seconds)
+from lumina_nodes.msg import (
+    BioDreamSample,
+    ClusterState,
+    JewelCommandBatch,
+    JewelStateBatch,
+    LoopTiming,
+    PlazaSync,
+    SyncState,
+)
+from lumina_nodes.nodes.common import (
+    BATCH_QOS,
+    OK,
+    STATE_QOS,
+    WARN,
+    DiagnosticsPublisher,
+    Param,
+    StartupError,
+    clock_seconds,
+    declare_parameters,
+    diagnostic_status,
+    run_node,
+    seconds,
+)
 from lumina_nodes.srv import SetRhythm
 from lumina_nodes.timing import LoopStats
 
-RESOLUTIONS = {'none': ClusterState.RESOLUTION_NONE, 'merging': ClusterState.RESOLUTION_MERGING,
-               'separate_channel': ClusterState.RESOLUTION_SEPARATE_CHANNEL}
-MODES = {'controller': SyncState.MODE_CONTROLLER, 'kuramoto': SyncState.MODE_KURAMOTO}
+RESOLUTIONS = {
+    "none": ClusterState.RESOLUTION_NONE,
+    "merging": ClusterState.RESOLUTION_MERGING,
+    "separate_channel": ClusterState.RESOLUTION_SEPARATE_CHANNEL,
+}
+MODES = {"controller": SyncState.MODE_CONTROLLER, "kuramoto": SyncState.MODE_KURAMOTO}
 
 NODE_PARAMS = (
-    Param('drivers', [''], 'Namespaces of the jewel drivers to follow (e.g. [/plaza_north, /plaza_south]); '
-          "[''] discovers them by driver_topic_pattern.", read_only=True),
-    Param('driver_topic_pattern', r'^(/[A-Za-z0-9_]+)*/jewels/state$',
-          'Regular expression on topic names of driver state batches, used when drivers is empty.', read_only=True),
-    Param('discovery_period_s', 0.25, 'How often the graph is searched for new drivers, s.', 0.05, 60.0,
-          read_only=True),
-    Param('timing_window_ticks', 3000, 'Ticks the latency/compute percentiles and jitter are taken over.', 10,
-          1_000_000, read_only=True),
-    Param('initial_capacity', 16384, 'Jewel slots preallocated (grows on demand).', 1, 10_000_000, read_only=True),
-    Param('coupling_by_stage', [1.0, 1.0, 0.8, 0.6, 0.9],
-          'Bio-Dream feedback: coupling gain scale per sleep stage W, N1, N2, N3, REM (0..2); the expected '
-          'value over the stage probabilities of each participant is applied to the jewel they wear.'),
-    Param('min_signal_quality', 0.5, 'Bio-Dream samples of lower signal quality are ignored (0..1).', 0.0, 1.0),
+    Param(
+        "drivers",
+        [""],
+        "Namespaces of the jewel drivers to follow (e.g. [/plaza_north, /plaza_south]); "
+        "[''] discovers them by driver_topic_pattern.",
+        read_only=True,
+    ),
+    Param(
+        "driver_topic_pattern",
+        r"^(/[A-Za-z0-9_]+)*/jewels/state$",
+        "Regular expression on topic names of driver state batches, used when drivers is empty.",
+        read_only=True,
+    ),
+    Param(
+        "discovery_period_s", 0.25, "How often the graph is searched for new drivers, s.", 0.05, 60.0, read_only=True
+    ),
+    Param(
+        "timing_window_ticks",
+        3000,
+        "Ticks the latency/compute percentiles and jitter are taken over.",
+        10,
+        1_000_000,
+        read_only=True,
+    ),
+    Param("initial_capacity", 16384, "Jewel slots preallocated (grows on demand).", 1, 10_000_000, read_only=True),
+    Param(
+        "coupling_by_stage",
+        [1.0, 1.0, 0.8, 0.6, 0.9],
+        "Bio-Dream feedback: coupling gain scale per sleep stage W, N1, N2, N3, REM (0..2); the expected "
+        "value over the stage probabilities of each participant is applied to the jewel they wear.",
+    ),
+    Param("min_signal_quality", 0.5, "Bio-Dream samples of lower signal quality are ignored (0..1).", 0.0, 1.0),
 )
 
 
 # Descriptor ranges of the tunable kernel settings (SyncConfig.validate() checks every field either way).
 CONFIG_RANGES = {
-    'rate_hz': (1.0, 1000.0), 'kuramoto_coupling': (0.0, 100.0), 'kp': (0.0, 100.0), 'ki': (0.0, 100.0),
-    'max_offset_hz': (0.0, 10.0), 'max_slew_hz_per_s': (0.0, 100.0), 'silence_timeout_s': (0.01, 60.0),
-    'lock_threshold_rad': (0.001, 3.14159), 'channel_spacing_hz': (0.001, 10.0), 'coupling_scale': (0.0, 10.0),
+    "rate_hz": (1.0, 1000.0),
+    "kuramoto_coupling": (0.0, 100.0),
+    "kp": (0.0, 100.0),
+    "ki": (0.0, 100.0),
+    "max_offset_hz": (0.0, 10.0),
+    "max_slew_hz_per_s": (0.0, 100.0),
+    "silence_timeout_s": (0.01, 60.0),
+    "lock_threshold_rad": (0.001, 3.14159),
+    "channel_spacing_hz": (0.001, 10.0),
+    "coupling_scale": (0.0, 10.0),
 }
 # Settings fixed at start (the loop rate sets the timer; the block size the buffers).
-CONFIG_READ_ONLY = ('rate_hz', 'chunk')
+CONFIG_READ_ONLY = ("rate_hz", "chunk")
 
 
 def config_params():
     """One ROS parameter per SyncConfig field; descriptions come from the SyncConfig docstring."""
-    docs = dict(re.findall(r'^    (\w+) : [^\n]+\n((?:        [^\n]+\n)+)', SyncConfig.__doc__, re.M))
+    docs = dict(re.findall(r"^    (\w+) : [^\n]+\n((?:        [^\n]+\n)+)", SyncConfig.__doc__, re.M))
     params = []
     for field in dataclasses.fields(SyncConfig):
         low, high = CONFIG_RANGES.get(field.name, (None, None))
-        description = ' '.join(docs.get(field.name, field.name).split())
-        params.append(Param(field.name, field.default, description, low, high,
-                            read_only=field.name in CONFIG_READ_ONLY,
-                            choices=('controller', 'kuramoto') if field.name == 'mode' else ()))
+        description = " ".join(docs.get(field.name, field.name).split())
+        params.append(
+            Param(
+                field.name,
+                field.default,
+                description,
+                low,
+                high,
+                read_only=field.name in CONFIG_READ_ONLY,
+                choices=("controller", "kuramoto") if field.name == "mode" else (),
+            )
+        )
     return tuple(params)
 
 
@@ -83,7 +141,7 @@ class Driver:
 
     def __init__(self, key, namespace):
         self.key, self.namespace = key, namespace
-        self.driver_id = namespace.strip('/') or 'root'
+        self.driver_id = namespace.strip("/") or "root"
         self.ids_field = None  # array.array of the ids of the last accepted batch (reused in commands)
         self.slots = np.zeros(0, np.intp)
         self.fresh = False
@@ -100,29 +158,29 @@ class Driver:
 
 class Synchronizer(Node):
     def __init__(self):
-        super().__init__('synchronizer')
+        super().__init__("synchronizer")
         self.config_params = config_params()
         try:
             values = declare_parameters(self, NODE_PARAMS + self.config_params)
             self.config = SyncConfig(**{p.name: values[p.name] for p in self.config_params})
             errors = self.config.validate()
             if errors:
-                raise ValueError('; '.join(errors))
-            self._check_stage_gains(values['coupling_by_stage'])
+                raise ValueError("; ".join(errors))
+            self._check_stage_gains(values["coupling_by_stage"])
         except (ValueError, TypeError) as error:
-            raise StartupError(f'invalid configuration: {error}') from error
+            raise StartupError(f"invalid configuration: {error}") from error
         self.values = values
-        self.kernel = PhaseLockKernel(values['initial_capacity'], self.config)
+        self.kernel = PhaseLockKernel(values["initial_capacity"], self.config)
         self.add_on_set_parameters_callback(self._validate_update)
         self.add_post_set_parameters_callback(self._apply_update)
 
         self.drivers = {}  # state topic -> Driver
         self.ingest_rejects = {}
-        self.state_pub = self.create_publisher(SyncState, '/sync/state', STATE_QOS)
-        self.create_subscription(BioDreamSample, '/biodream/samples', self._on_biodream, STATE_QOS)
-        self.create_service(SetRhythm, '/sync/set_rhythm', self._on_set_rhythm)
+        self.state_pub = self.create_publisher(SyncState, "/sync/state", STATE_QOS)
+        self.create_subscription(BioDreamSample, "/biodream/samples", self._on_biodream, STATE_QOS)
+        self.create_service(SetRhythm, "/sync/set_rhythm", self._on_set_rhythm)
         self.period = 1.0 / self.config.rate_hz
-        self.stats = LoopStats(self.config.rate_hz, values['timing_window_ticks'])
+        self.stats = LoopStats(self.config.rate_hz, values["timing_window_ticks"])
         self.timing = None
         self.last_tick = None
         self.pending_stamp = None  # newest state stamp not yet answered by a tick
@@ -130,34 +188,35 @@ class Synchronizer(Node):
         self.jewel_scale = np.ones(0)  # Bio-Dream coupling scale per kernel slot
         self.create_timer(self.period / 4, self._on_watchdog)
 
-        listed = [ns for ns in values['drivers'] if ns]
+        listed = [ns for ns in values["drivers"] if ns]
         if listed:
             for namespace in listed:
-                self._follow('/' + namespace.strip('/') + '/jewels/state' if namespace.strip('/') else
-                             '/jewels/state')
+                self._follow("/" + namespace.strip("/") + "/jewels/state" if namespace.strip("/") else "/jewels/state")
         else:
-            self.pattern = re.compile(values['driver_topic_pattern'])
+            self.pattern = re.compile(values["driver_topic_pattern"])
             self._discover()
-            self.create_timer(values['discovery_period_s'], self._discover)
+            self.create_timer(values["discovery_period_s"], self._discover)
         self.diagnostics = DiagnosticsPublisher(self, self._diagnostics)
-        self.get_logger().info(f'synchronizer up: mode {self.config.mode}, {self.config.rate_hz:g} Hz, '
-                               f'following {"listed drivers " + str(listed) if listed else "discovered drivers"}')
+        self.get_logger().info(
+            f"synchronizer up: mode {self.config.mode}, {self.config.rate_hz:g} Hz, "
+            f"following {'listed drivers ' + str(listed) if listed else 'discovered drivers'}"
+        )
 
     # ------------------------------------------------------------------------------------------ drivers
     def _discover(self):
         for topic, types in self.get_topic_names_and_types():
-            if topic not in self.drivers and self.pattern.match(topic) and \
-                    'lumina_nodes/msg/JewelStateBatch' in types:
+            if topic not in self.drivers and self.pattern.match(topic) and "lumina_nodes/msg/JewelStateBatch" in types:
                 self._follow(topic)
 
     def _follow(self, state_topic):
-        namespace = state_topic[:-len('/jewels/state')] or '/'
+        namespace = state_topic[: -len("/jewels/state")] or "/"
         driver = Driver(len(self.drivers), namespace)
-        driver.command_pub = self.create_publisher(JewelCommandBatch, namespace.rstrip('/') + '/jewels/command',
-                                                   BATCH_QOS)
+        driver.command_pub = self.create_publisher(
+            JewelCommandBatch, namespace.rstrip("/") + "/jewels/command", BATCH_QOS
+        )
         self.drivers[state_topic] = driver
         self.create_subscription(JewelStateBatch, state_topic, lambda msg: self._on_state(driver, msg), BATCH_QOS)
-        self.get_logger().info(f'following driver {namespace} ({state_topic})')
+        self.get_logger().info(f"following driver {namespace} ({state_topic})")
 
     def _on_state(self, driver, msg):
         now = clock_seconds(self)
@@ -167,8 +226,12 @@ class Synchronizer(Node):
             driver.seq_gaps += 1
         driver.last_seq = msg.seq
         ids = from_field(msg.ids, np.uint32)
-        arrays = [from_field(msg.phase, np.float64), from_field(msg.frequency, np.float64),
-                  from_field(msg.frequency_offset, np.float64), from_field(msg.sample_age, np.float64)]
+        arrays = [
+            from_field(msg.phase, np.float64),
+            from_field(msg.frequency, np.float64),
+            from_field(msg.frequency_offset, np.float64),
+            from_field(msg.sample_age, np.float64),
+        ]
         status = from_field(msg.status, np.uint8)
         if status.size in (0, ids.size) and all(a.size == ids.size for a in arrays):
             # STALE/FAULT elements repeat the jewel's last report: not new samples, so not ingested (and not
@@ -186,8 +249,10 @@ class Synchronizer(Node):
         self._count_rejects(report)
         if report.message_error:
             driver.batches_rejected += 1
-            self.get_logger().warning(f'state batch {msg.seq} of {driver.namespace} rejected: '
-                                      f'{report.message_error}', throttle_duration_sec=5.0)
+            self.get_logger().warning(
+                f"state batch {msg.seq} of {driver.namespace} rejected: {report.message_error}",
+                throttle_duration_sec=5.0,
+            )
             return
         driver.ids_field = msg.ids
         driver.slots = self.kernel.register(driver.key, ids)  # cached: the same ids as last time cost nothing
@@ -222,9 +287,12 @@ class Synchronizer(Node):
         stamp_msg = self.get_clock().now().to_msg()
         # The driver whose batch is newest (usually the one that completed this tick) is answered first:
         # latency is measured from the newest state stamp to the publish of its commands.
-        fresh = sorted((d for d in self.drivers.values() if d.fresh and d.ids_field is not None),
-                       key=lambda d: d.last_stamp, reverse=True)
-        latency = float('nan')
+        fresh = sorted(
+            (d for d in self.drivers.values() if d.fresh and d.ids_field is not None),
+            key=lambda d: d.last_stamp,
+            reverse=True,
+        )
+        latency = float("nan")
         for driver in fresh:
             command = JewelCommandBatch(driver_id=driver.driver_id, seq=driver.command_seq, ids=driver.ids_field)
             command.header.stamp = stamp_msg
@@ -242,19 +310,33 @@ class Synchronizer(Node):
         self.state_pub.publish(self._state_message(result, stamp_msg))
 
     def _state_message(self, result, stamp_msg):
-        msg = SyncState(mode=MODES[self.config.mode], order_parameter=result.order_parameter,
-                        mean_phase=result.mean_phase, collective_frequency=result.collective_frequency,
-                        lock_fraction=result.lock_fraction, lock_threshold=self.config.lock_threshold_rad,
-                        rms_phase_error=result.rms_phase_error, jewels_total=result.jewels_total,
-                        jewels_active=result.jewels_active, jewels_silent=result.jewels_silent,
-                        coupling_scale=float(self.config.coupling_scale))
+        msg = SyncState(
+            mode=MODES[self.config.mode],
+            order_parameter=result.order_parameter,
+            mean_phase=result.mean_phase,
+            collective_frequency=result.collective_frequency,
+            lock_fraction=result.lock_fraction,
+            lock_threshold=self.config.lock_threshold_rad,
+            rms_phase_error=result.rms_phase_error,
+            jewels_total=result.jewels_total,
+            jewels_active=result.jewels_active,
+            jewels_silent=result.jewels_silent,
+            coupling_scale=float(self.config.coupling_scale),
+        )
         msg.header.stamp = stamp_msg
         for index, cluster in enumerate(result.clusters):
-            msg.clusters.append(ClusterState(
-                index=index, size=cluster.size, center_frequency=cluster.center_frequency,
-                frequency_spread=cluster.frequency_spread, order_parameter=cluster.order_parameter,
-                mean_phase=cluster.mean_phase, target_frequency=cluster.target_frequency,
-                resolution=RESOLUTIONS[cluster.resolution]))
+            msg.clusters.append(
+                ClusterState(
+                    index=index,
+                    size=cluster.size,
+                    center_frequency=cluster.center_frequency,
+                    frequency_spread=cluster.frequency_spread,
+                    order_parameter=cluster.order_parameter,
+                    mean_phase=cluster.mean_phase,
+                    target_frequency=cluster.target_frequency,
+                    resolution=RESOLUTIONS[cluster.resolution],
+                )
+            )
         by_key = {d.key: d for d in self.drivers.values()}
         now = clock_seconds(self)
         table = result.drivers
@@ -262,10 +344,16 @@ class Synchronizer(Node):
             driver = by_key.get(key)
             if driver is None:
                 continue
-            msg.plazas.append(PlazaSync(
-                driver_id=driver.driver_id, jewels_total=int(table.total[k]), jewels_active=int(table.active[k]),
-                order_parameter=float(table.order_parameter[k]), lock_fraction=float(table.lock_fraction[k]),
-                last_report_age=now - driver.last_arrival if driver.last_arrival else float('inf')))
+            msg.plazas.append(
+                PlazaSync(
+                    driver_id=driver.driver_id,
+                    jewels_total=int(table.total[k]),
+                    jewels_active=int(table.active[k]),
+                    order_parameter=float(table.order_parameter[k]),
+                    lock_fraction=float(table.lock_fraction[k]),
+                    last_report_age=now - driver.last_arrival if driver.last_arrival else float("inf"),
+                )
+            )
         # Percentiles over the window are refreshed once a second; the counters on every tick.
         if self.timing is None or self.stats.ticks % max(1, int(self.config.rate_hz)) == 0:
             self.timing = LoopTiming(**self.stats.summary())
@@ -277,17 +365,17 @@ class Synchronizer(Node):
     def _on_biodream(self, sample):
         if sample.jewel_id == BioDreamSample.JEWEL_NONE or sample.stage == BioDreamSample.STAGE_UNKNOWN:
             return
-        if sample.signal_quality < self.values['min_signal_quality']:
+        if sample.signal_quality < self.values["min_signal_quality"]:
             return
         probabilities = np.asarray(sample.stage_probability, dtype=np.float64)
         if not np.all(np.isfinite(probabilities)) or probabilities.sum() <= 0:
-            self.ingest_rejects['biodream_invalid'] = self.ingest_rejects.get('biodream_invalid', 0) + 1
+            self.ingest_rejects["biodream_invalid"] = self.ingest_rejects.get("biodream_invalid", 0) + 1
             return
         slot = int(self.kernel.lookup(np.array([sample.jewel_id], np.uint32))[0])
         if slot < 0:
-            self.ingest_rejects['biodream_unknown_jewel'] = self.ingest_rejects.get('biodream_unknown_jewel', 0) + 1
+            self.ingest_rejects["biodream_unknown_jewel"] = self.ingest_rejects.get("biodream_unknown_jewel", 0) + 1
             return
-        scale = float(probabilities @ np.asarray(self.values['coupling_by_stage']) / probabilities.sum())
+        scale = float(probabilities @ np.asarray(self.values["coupling_by_stage"]) / probabilities.sum())
         total = self.kernel.jewels_total
         if self.jewel_scale.size < total:
             self.jewel_scale = np.concatenate([self.jewel_scale, np.ones(total - self.jewel_scale.size)])
@@ -301,62 +389,78 @@ class Synchronizer(Node):
             response.accepted, response.message = False, str(error)
         else:
             response.accepted = True
-            response.message = ('following the population' if not request.frequency else
-                                f'steering to {request.frequency:g} Hz at {request.slew_rate:g} Hz/s')
+            response.message = (
+                "following the population"
+                if not request.frequency
+                else f"steering to {request.frequency:g} Hz at {request.slew_rate:g} Hz/s"
+            )
         return response
 
     # ------------------------------------------------------------------------------------------ parameters
     @staticmethod
     def _check_stage_gains(gains):
         if len(gains) != 5 or not all(0.0 <= g <= 2.0 for g in gains):
-            raise ValueError(f'coupling_by_stage needs 5 values in 0..2 (W, N1, N2, N3, REM), got {list(gains)}')
+            raise ValueError(f"coupling_by_stage needs 5 values in 0..2 (W, N1, N2, N3, REM), got {list(gains)}")
 
     def _validate_update(self, changes):
         fields = {f.name for f in dataclasses.fields(SyncConfig)}
         candidate = dataclasses.replace(self.config, **{c.name: c.value for c in changes if c.name in fields})
         errors = candidate.validate()
         for change in changes:
-            if change.name == 'coupling_by_stage':
+            if change.name == "coupling_by_stage":
                 try:
                     self._check_stage_gains(change.value)
                 except ValueError as error:
                     errors.append(str(error))
-        return SetParametersResult(successful=not errors, reason='; '.join(errors))
+        return SetParametersResult(successful=not errors, reason="; ".join(errors))
 
     def _apply_update(self, changes):
         fields = {f.name for f in dataclasses.fields(SyncConfig)}
         updates = {c.name: c.value for c in changes if c.name in fields}
         for change in changes:
             self.values[change.name] = change.value
-        if updates and hasattr(self, 'kernel'):
+        if updates and hasattr(self, "kernel"):
             self.config = dataclasses.replace(self.config, **updates)
             self.kernel.set_config(self.config)
-            self.get_logger().info(f'parameters applied: {updates}')
+            self.get_logger().info(f"parameters applied: {updates}")
 
     # ------------------------------------------------------------------------------------------ diagnostics
     def _diagnostics(self):
         timing = self.stats.summary()
         result = self.last_result
-        level, message = OK, 'locked' if result and result.order_parameter >= 0.9 else 'locking'
-        if timing['deadline_misses']:
+        level, message = OK, "locked" if result and result.order_parameter >= 0.9 else "locking"
+        if timing["deadline_misses"]:
             level, message = WARN, f"{timing['deadline_misses']} deadline misses"
         if self.ingest_rejects:
             level = WARN
-            message = f'rejected input: {self.ingest_rejects}'
-        values = {'drivers': len(self.drivers), 'mode': self.config.mode, **timing}
+            message = f"rejected input: {self.ingest_rejects}"
+        values = {"drivers": len(self.drivers), "mode": self.config.mode, **timing}
         if result:
-            values.update(order_parameter=result.order_parameter, jewels_active=result.jewels_active,
-                          jewels_silent=result.jewels_silent, clusters=len(result.clusters))
-        values.update({f'rejected_{k}': v for k, v in sorted(self.ingest_rejects.items())})
-        statuses = [diagnostic_status(level, 'loop', message, 'synchronizer', values)]
+            values.update(
+                order_parameter=result.order_parameter,
+                jewels_active=result.jewels_active,
+                jewels_silent=result.jewels_silent,
+                clusters=len(result.clusters),
+            )
+        values.update({f"rejected_{k}": v for k, v in sorted(self.ingest_rejects.items())})
+        statuses = [diagnostic_status(level, "loop", message, "synchronizer", values)]
         for driver in self.drivers.values():
-            age = clock_seconds(self) - driver.last_arrival if driver.last_arrival else float('inf')
-            statuses.append(diagnostic_status(
-                OK if age < self.config.silence_timeout_s else WARN, f'driver {driver.namespace}',
-                'reporting' if age < self.config.silence_timeout_s else 'silent', driver.driver_id,
-                {'batches': driver.batches, 'batches_rejected': driver.batches_rejected,
-                 'stale_elements': driver.stale_elements,
-                 'sequence_gaps': driver.seq_gaps, 'last_report_age_s': age}))
+            age = clock_seconds(self) - driver.last_arrival if driver.last_arrival else float("inf")
+            statuses.append(
+                diagnostic_status(
+                    OK if age < self.config.silence_timeout_s else WARN,
+                    f"driver {driver.namespace}",
+                    "reporting" if age < self.config.silence_timeout_s else "silent",
+                    driver.driver_id,
+                    {
+                        "batches": driver.batches,
+                        "batches_rejected": driver.batches_rejected,
+                        "stale_elements": driver.stale_elements,
+                        "sequence_gaps": driver.seq_gaps,
+                        "last_report_age_s": age,
+                    },
+                )
+            )
         return statuses
 
 

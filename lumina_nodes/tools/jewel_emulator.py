@@ -12,6 +12,7 @@ Misbehaviour for tests: --garbage-rate P (random bytes before a frame), --crc-er
 CRC), --unknown-type-rate P (extra frame of an unknown type), --silent-after S (stop sending), --exit-after S.
 SIGINT/SIGTERM: clean exit, status 0. A stats line goes to stderr at exit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,6 @@ import sys
 import time
 import tty
 from collections import Counter
-from typing import List, Optional
-
 
 from lumina_nodes.backends import jewel_protocol as p
 from lumina_nodes.models.sleeper import SleeperModel, SleeperParams
@@ -34,7 +33,7 @@ FW = (1, 0, 0)
 UNKNOWN_TYPE = 0x60
 
 
-def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="jewel_emulator", description=__doc__.split("\n\n")[0])
     ap.add_argument("--jewels", type=int, default=4, help="number of jewels on the bus (default 4)")
     ap.add_argument("--first-id", type=int, default=1, help="id of the first jewel (default 1)")
@@ -65,8 +64,9 @@ class Emulator:
         self.a = a
         self.ids = list(range(a.first_id, a.first_id + a.jewels))
         self.index = {j: k for k, j in enumerate(self.ids)}
-        self.model = SleeperModel(a.jewels, seed=a.seed, params=SleeperParams(comfort_limit=a.comfort_limit,
-                                                                               max_slew=a.max_slew))
+        self.model = SleeperModel(
+            a.jewels, seed=a.seed, params=SleeperParams(comfort_limit=a.comfort_limit, max_slew=a.max_slew)
+        )
         self.rng = random.Random(a.seed ^ 0x5EED)
         self.decoder = p.StreamDecoder()
         self.stats = Counter()
@@ -144,23 +144,36 @@ class Emulator:
         self.stats["crc_errors_sent"] += bad_crc
         out += p.encode(msg, corrupt_crc=bad_crc)
         if misbehave and a.unknown_type_rate and rng.random() < a.unknown_type_rate:
-            out += p.build_frame(UNKNOWN_TYPE, msg.jewel_id, self._next_seq(msg.jewel_id), bytes(rng.randrange(256)
-                                                                                     for _ in range(6)))
+            out += p.build_frame(
+                UNKNOWN_TYPE, msg.jewel_id, self._next_seq(msg.jewel_id), bytes(rng.randrange(256) for _ in range(6))
+            )
             self.stats["unknown_types_sent"] += 1
         self.send(bytes(out))
 
     # ----------------------------------------------------------------------------------------- protocol
     def identify(self, jewel_ids, nonce: int) -> None:
         for j in jewel_ids:
-            self.send_msg(p.Identify(j, self._next_seq(j), FW[0], FW[1], FW[2], self.a.comfort_limit,
-                                     self.a.max_slew, self.a.rate, self.index[j], len(self.ids), nonce))
+            self.send_msg(
+                p.Identify(
+                    j,
+                    self._next_seq(j),
+                    FW[0],
+                    FW[1],
+                    FW[2],
+                    self.a.comfort_limit,
+                    self.a.max_slew,
+                    self.a.rate,
+                    self.index[j],
+                    len(self.ids),
+                    nonce,
+                )
+            )
             self.stats["identify_sent"] += 1
 
-    def nack(self, code: int, ref: p.Message, text: str, jewel_id: Optional[int] = None) -> None:
+    def nack(self, code: int, ref: p.Message, text: str, jewel_id: int | None = None) -> None:
         self.stats[f"nack_{p.ERROR_NAMES.get(code, code)}"] += 1
         jid = ref.jewel_id if jewel_id is None else jewel_id
-        self.send_msg(p.Error(jid, self._next_seq(jid), code,
-                              ref.TYPE, ref.seq, text))
+        self.send_msg(p.Error(jid, self._next_seq(jid), code, ref.TYPE, ref.seq, text))
 
     def handle(self, msg: p.Message) -> None:
         self.stats[f"rx_{type(msg).__name__.lower()}"] += 1
@@ -187,11 +200,27 @@ class Emulator:
             self.handle(msg)
         for e in self.decoder.last_errors[-4:]:  # NACK what the gateway should know about (bounded)
             if e.kind == "unknown_type":
-                self.send_msg(p.Error(e.jewel_id, self._next_seq(e.jewel_id), p.E_UNKNOWN_TYPE, e.msg_type & 0xFF,
-                                      e.seq & 0xFFFF, "unknown message type"))
+                self.send_msg(
+                    p.Error(
+                        e.jewel_id,
+                        self._next_seq(e.jewel_id),
+                        p.E_UNKNOWN_TYPE,
+                        e.msg_type & 0xFF,
+                        e.seq & 0xFFFF,
+                        "unknown message type",
+                    )
+                )
             elif e.kind == "unsupported_version":
-                self.send_msg(p.Error(p.JEWEL_BUS, self._next_seq(), p.E_UNSUPPORTED_VERSION, e.msg_type & 0xFF,
-                                      e.seq & 0xFFFF, "unsupported major version"))
+                self.send_msg(
+                    p.Error(
+                        p.JEWEL_BUS,
+                        self._next_seq(),
+                        p.E_UNSUPPORTED_VERSION,
+                        e.msg_type & 0xFF,
+                        e.seq & 0xFFFF,
+                        "unsupported major version",
+                    )
+                )
         self.decoder.last_errors.clear()
 
     def send_states(self) -> None:
@@ -201,9 +230,21 @@ class Emulator:
         low = m.battery < 15.0
         for k, j in enumerate(self.ids):
             status = p.ST_LOW_BATTERY if low[k] else p.ST_OK
-            self.send_msg(p.State(j, self._next_seq(j), t_us, float(m.phase[k]), float(freq[k]), float(m.offset[k]),
-                                  float(m.offset_target[k]), float(m.intensity[k]), status,
-                                  int(max(0.0, min(100.0, m.battery[k])))), misbehave=True)
+            self.send_msg(
+                p.State(
+                    j,
+                    self._next_seq(j),
+                    t_us,
+                    float(m.phase[k]),
+                    float(freq[k]),
+                    float(m.offset[k]),
+                    float(m.offset_target[k]),
+                    float(m.intensity[k]),
+                    status,
+                    int(max(0.0, min(100.0, m.battery[k]))),
+                ),
+                misbehave=True,
+            )
             self.stats["states_sent"] += 1
 
     # ----------------------------------------------------------------------------------------- main loop
@@ -247,11 +288,11 @@ class Emulator:
         return 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     a = _parse(argv)
     emu = Emulator(a)
 
-    def _stop(signum, frame):  # noqa: ARG001
+    def _stop(signum, frame):
         emu.stop = True
 
     signal.signal(signal.SIGINT, _stop)
@@ -268,8 +309,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         emu.close()
         dec = emu.decoder.stats()
-        print("jewel_emulator: " + " ".join(f"{k}={v}" for k, v in sorted({**emu.stats, **dec}.items())),
-              file=sys.stderr, flush=True)
+        print(
+            "jewel_emulator: " + " ".join(f"{k}={v}" for k, v in sorted({**emu.stats, **dec}.items())),
+            file=sys.stderr,
+            flush=True,
+        )
     return rc
 
 

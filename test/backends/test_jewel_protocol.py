@@ -1,5 +1,6 @@
 """Sleep Jewel wire protocol: CRC/COBS vectors, round trips of every message type, stream decoder fuzzing,
 and the regression corpus in test/corpus/jewel_protocol/."""
+
 import json
 import math
 import random
@@ -20,19 +21,47 @@ u32 = st.integers(0, 0xFFFFFFFF)
 f32 = st.floats(width=32, allow_nan=False)
 
 
-def header(): return {"jewel_id": u32, "seq": u16}
+def header():
+    return {"jewel_id": u32, "seq": u16}
 
 
 MSG_STRATEGIES = {
     p.Hello: st.builds(p.Hello, **header(), gateway_major=u8, gateway_minor=u8, nonce=u32),
-    p.Identify: st.builds(p.Identify, **header(), fw_major=u8, fw_minor=u8, fw_patch=u16, comfort_limit=f32,
-                          max_slew=f32, state_rate=f32, bus_index=u16, bus_count=u16, nonce=u32),
-    p.State: st.builds(p.State, **header(), device_time_us=st.integers(0, 2**64 - 1), phase=f32, frequency=f32,
-                       frequency_offset=f32, offset_target=f32, intensity=f32, status=u8, battery=u8),
+    p.Identify: st.builds(
+        p.Identify,
+        **header(),
+        fw_major=u8,
+        fw_minor=u8,
+        fw_patch=u16,
+        comfort_limit=f32,
+        max_slew=f32,
+        state_rate=f32,
+        bus_index=u16,
+        bus_count=u16,
+        nonce=u32,
+    ),
+    p.State: st.builds(
+        p.State,
+        **header(),
+        device_time_us=st.integers(0, 2**64 - 1),
+        phase=f32,
+        frequency=f32,
+        frequency_offset=f32,
+        offset_target=f32,
+        intensity=f32,
+        status=u8,
+        battery=u8,
+    ),
     p.Command: st.builds(p.Command, **header(), frequency_offset=f32, intensity=f32),
     p.Heartbeat: st.builds(p.Heartbeat, **header(), time_us=st.integers(0, 2**64 - 1), flags=u8),
-    p.Error: st.builds(p.Error, **header(), code=u8, ref_type=u8, ref_seq=u16,
-                       text=st.text(max_size=40).filter(lambda s: len(s.encode()) <= 200)),
+    p.Error: st.builds(
+        p.Error,
+        **header(),
+        code=u8,
+        ref_type=u8,
+        ref_seq=u16,
+        text=st.text(max_size=40).filter(lambda s: len(s.encode()) <= 200),
+    ),
 }
 any_message = st.one_of(*MSG_STRATEGIES.values())
 
@@ -45,14 +74,17 @@ def test_crc16_check_values():
     assert p.crc16_ccitt_false(bytes(range(256))) == 0x3FBD
 
 
-@pytest.mark.parametrize("raw,enc", [
-    (b"", b"\x01"),
-    (b"\x00", b"\x01\x01"),
-    (b"\x00\x00", b"\x01\x01\x01"),
-    (b"\x11\x22\x00\x33", b"\x03\x11\x22\x02\x33"),
-    (b"\x11\x22\x33\x44", b"\x05\x11\x22\x33\x44"),
-    (b"\x11\x00\x00\x00", b"\x02\x11\x01\x01\x01"),
-])
+@pytest.mark.parametrize(
+    "raw,enc",
+    [
+        (b"", b"\x01"),
+        (b"\x00", b"\x01\x01"),
+        (b"\x00\x00", b"\x01\x01\x01"),
+        (b"\x11\x22\x00\x33", b"\x03\x11\x22\x02\x33"),
+        (b"\x11\x22\x33\x44", b"\x05\x11\x22\x33\x44"),
+        (b"\x11\x00\x00\x00", b"\x02\x11\x01\x01\x01"),
+    ],
+)
 def test_cobs_vectors(raw, enc):
     assert p.cobs_encode(raw) == enc
     assert p.cobs_decode(enc) == raw
@@ -100,7 +132,7 @@ def test_nan_passes_codec_unchanged():
 
 
 def test_newer_minor_accepts_known_fields_and_ignores_extension():
-    body = p.Command(5, 9, 0.1, 0.25).body() + b"\xAA\xBB\xCC"  # v1.3 appended 3 bytes we do not know
+    body = p.Command(5, 9, 0.1, 0.25).body() + b"\xaa\xbb\xcc"  # v1.3 appended 3 bytes we do not know
     frame = p.build_frame(p.T_COMMAND, 5, 9, body, version=0x13)
     (m,) = p.decode_stream(frame)
     assert m.jewel_id == 5 and m.intensity == 0.25 and abs(m.frequency_offset - 0.1) < 1e-7
@@ -151,7 +183,7 @@ def test_random_bytes_never_raise(data, cuts):
     d = p.StreamDecoder()
     pos = 0
     for c in cuts:
-        d.feed(data[pos:pos + c])
+        d.feed(data[pos : pos + c])
         pos += c
     d.feed(data[pos:])
     assert d.bytes_in == len(data)
@@ -161,8 +193,11 @@ def test_random_bytes_never_raise(data, cuts):
 
 
 @settings(database=None, max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(any_message, st.binary(max_size=80)), min_size=1, max_size=25),
-       st.lists(st.integers(1, 64), min_size=1, max_size=60), st.binary(max_size=400))
+@given(
+    st.lists(st.tuples(any_message, st.binary(max_size=80)), min_size=1, max_size=25),
+    st.lists(st.integers(1, 64), min_size=1, max_size=60),
+    st.binary(max_size=400),
+)
 def test_chunked_stream_with_garbage_recovers_every_frame(items, cuts, lead):
     stream = bytearray(lead)  # junk before the first frame (may be a truncated frame)
     expected = []
@@ -175,7 +210,7 @@ def test_chunked_stream_with_garbage_recovers_every_frame(items, cuts, lead):
     pos, i = 0, 0
     while pos < len(stream):
         c = cuts[i % len(cuts)]
-        got.extend(d.feed(stream[pos:pos + c]))
+        got.extend(d.feed(stream[pos : pos + c]))
         pos += c
         i += 1
     # every valid frame is recovered, in order (garbage could in principle form an extra valid frame)
@@ -215,12 +250,12 @@ def test_corpus_replay(path):
             got = d.feed(data)
         elif chunking == "bytewise":
             for i in range(len(data)):
-                got += d.feed(data[i:i + 1])
+                got += d.feed(data[i : i + 1])
         else:
             pos = 0
             while pos < len(data):
                 c = rng.randint(1, 97)
-                got += d.feed(data[pos:pos + c])
+                got += d.feed(data[pos : pos + c])
                 pos += c
         if "messages" in expect:
             assert len(got) == expect["messages"], chunking

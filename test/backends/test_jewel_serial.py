@@ -1,7 +1,7 @@
 """Serial backend against the jewel emulator running as a separate process on a pty."""
+
 import math
 import os
-import pathlib
 import select
 import signal
 import subprocess
@@ -11,11 +11,10 @@ import time
 import numpy as np
 import pytest
 
+from harness import REPO
 from lumina_nodes.backends import jewel_protocol as p
 from lumina_nodes.backends.jewel import STATUS_FAULT, STATUS_LOW_BATTERY, STATUS_STALE, make_jewel_backend
 from lumina_nodes.backends.jewel_serial import SerialJewelBackend
-
-from harness import REPO
 
 
 def wait_until(pred, timeout=5.0, step=0.02):
@@ -37,9 +36,14 @@ class Emulators:
     def start(self, link, *args):
         env = dict(os.environ)
         env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        proc = subprocess.Popen([sys.executable, "-m", "lumina_nodes.tools.jewel_emulator", "--link", str(link),
-                                 *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env, cwd=str(REPO))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lumina_nodes.tools.jewel_emulator", "--link", str(link), *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=str(REPO),
+        )
         self.procs.append(proc)
         ready, _, _ = select.select([proc.stdout], [], [], 15.0)
         assert ready, "emulator printed nothing"
@@ -132,11 +136,16 @@ def test_commands_change_emulated_offsets(emu, backends, tmp_path):
     target = [0.2, -0.15, 0.0, 0.1]
     res = b.apply_command(ids, target, [0.8, 0.8, 0.8, 0.8], time.monotonic())
     assert res.accepted == 4 and res.ok, res
-    bad = b.apply_command([7, 99, 8, 9, 9], [0.3, 0.0, float("nan"), 0.1, 0.1], [0.5, 0.5, 0.5, 0.5, 0.5],
-                          time.monotonic())
+    bad = b.apply_command(
+        [7, 99, 8, 9, 9], [0.3, 0.0, float("nan"), 0.1, 0.1], [0.5, 0.5, 0.5, 0.5, 0.5], time.monotonic()
+    )
     assert bad.accepted == 0
-    assert (bad.rejected["offset_limit"], bad.rejected["unknown_id"], bad.rejected["non_finite"],
-            bad.rejected["duplicate_id"]) == (1, 1, 1, 2)
+    assert (
+        bad.rejected["offset_limit"],
+        bad.rejected["unknown_id"],
+        bad.rejected["non_finite"],
+        bad.rejected["duplicate_id"],
+    ) == (1, 1, 1, 2)
     mism = b.apply_command([7, 8], [0.1], [0.5, 0.5], time.monotonic())
     assert mism.accepted == 0 and mism.rejected["length_mismatch"] == 2
     # slew 0.5 Hz/s: 0.2 Hz takes 0.4 s; allow for link and scheduling
@@ -266,10 +275,12 @@ def test_factory_and_bad_parameters():
 def test_backend_logic_over_loopback():
     """Frames injected into a pyserial loop:// port: clock mapping, invalid values, foreign ids, restarts."""
     clock = [1000.0]
-    b = SerialJewelBackend(port="loop://", reader_thread=False, first_id=5, count=2, stale_timeout=0.5,
-                           clock=lambda: clock[0])
+    b = SerialJewelBackend(
+        port="loop://", reader_thread=False, first_id=5, count=2, stale_timeout=0.5, clock=lambda: clock[0]
+    )
     b.start()
     try:
+
         def send(*msgs):
             b._ser.write(b"".join(p.encode(m) for m in msgs))
             return b.poll(clock[0])
@@ -286,8 +297,10 @@ def test_backend_logic_over_loopback():
         s = send(p.State(5, 4, 51_000_000, float("nan"), 1.1, 0.0, 0.0, 0.5, 0, 90))
         assert s.status[0] & STATUS_FAULT and s.phase[0] == pytest.approx(1.5)
         # device flags pass through; ids outside the range are ignored and counted
-        s = send(p.State(5, 5, 51_000_000, 0.5, 1.1, 0.0, 0.0, 0.5, p.ST_LOW_BATTERY | p.ST_FAULT, 9),
-                 p.State(99, 1, 1, 0.0, 1.0, 0.0, 0.0, 0.5, 0, 90))
+        s = send(
+            p.State(5, 5, 51_000_000, 0.5, 1.1, 0.0, 0.0, 0.5, p.ST_LOW_BATTERY | p.ST_FAULT, 9),
+            p.State(99, 1, 1, 0.0, 1.0, 0.0, 0.0, 0.5, 0, 90),
+        )
         assert s.status[0] == STATUS_LOW_BATTERY | STATUS_FAULT and list(s.ids) == [5]
         assert diag(b, "link")[3]["foreign_id_frames"] == "1"
         # device restarted: its clock went back to 0; the mapping is re-anchored
@@ -315,11 +328,21 @@ from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(database=None, max_examples=150, deadline=None)
-@given(st.lists(st.one_of(st.binary(max_size=300),
-                          st.builds(lambda i, s, ph, f: p.encode(p.State(i, s, s * 20000, ph, f, 0.0, 0.0, 0.5, 0, 50)),
-                                    st.integers(0, 12), st.integers(0, 0xFFFF),
-                                    st.floats(width=32), st.floats(width=32))),
-                max_size=30))
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=300),
+            st.builds(
+                lambda i, s, ph, f: p.encode(p.State(i, s, s * 20000, ph, f, 0.0, 0.0, 0.5, 0, 50)),
+                st.integers(0, 12),
+                st.integers(0, 0xFFFF),
+                st.floats(width=32),
+                st.floats(width=32),
+            ),
+        ),
+        max_size=30,
+    )
+)
 def test_backend_never_raises_on_any_byte_stream(chunks):
     b = SerialJewelBackend(port="loop://", reader_thread=False, first_id=1, count=10, clock=lambda: 5.0)
     b.start()

@@ -3,6 +3,7 @@
 The closed-loop tests use the device simulator of bench/sync_lock.py (loaded by path), so the bench and the
 tests exercise the same loop.
 """
+
 import importlib.util
 import math
 import os
@@ -11,11 +12,18 @@ import sys
 
 import numpy as np
 import pytest
-from harness import REPO
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from harness import REPO
 from lumina_nodes.kernels.phase_lock import (
-    MESSAGE_REASONS, REJECT_REASONS, PhaseLockKernel, SyncConfig, assign_channels, wrap_phase)
+    MESSAGE_REASONS,
+    REJECT_REASONS,
+    PhaseLockKernel,
+    SyncConfig,
+    assign_channels,
+    wrap_phase,
+)
 
 ROOT = str(REPO)
 TWO_PI = 2 * math.pi
@@ -23,7 +31,7 @@ DT = 0.02
 
 
 def _load_bench():
-    spec = importlib.util.spec_from_file_location('bench_sync_lock', os.path.join(ROOT, 'bench', 'sync_lock.py'))
+    spec = importlib.util.spec_from_file_location("bench_sync_lock", os.path.join(ROOT, "bench", "sync_lock.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -45,15 +53,16 @@ def _self_consistent_r(dw, K):
     return r
 
 
-@pytest.mark.parametrize('kmult', [2.0, 5.0])
+@pytest.mark.parametrize("kmult", [2.0, 5.0])
 def test_kuramoto_mode_matches_finite_sample_self_consistency(kmult):
     n = 2000
     rng = np.random.default_rng(3)
     nat = rng.normal(1.0, 0.05, n)
     Kc = TWO_PI * 0.05 * math.sqrt(8 / math.pi)
     K = kmult * Kc
-    cfg = SyncConfig(mode='kuramoto', kuramoto_coupling=K, max_offset_hz=5.0, max_slew_hz_per_s=1e4,
-                     cluster_every_ticks=10_000)
+    cfg = SyncConfig(
+        mode="kuramoto", kuramoto_coupling=K, max_offset_hz=5.0, max_slew_hz_per_s=1e4, cluster_every_ticks=10_000
+    )
     k = PhaseLockKernel(n, cfg)
     ids = np.arange(n, dtype=np.uint32)
     slots = k.register(0, ids)
@@ -62,7 +71,7 @@ def test_kuramoto_mode_matches_finite_sample_self_consistency(kmult):
     t = 0.0
     rs = []
     seconds = 40.0 if kmult == 2.0 else 15.0
-    for i in range(int(seconds / DT)):
+    for _i in range(int(seconds / DT)):
         k.ingest(0, ids, wrap_phase(theta), nat + off, off, t, t)
         res = k.step(t)
         off = k.commands_for(0, slots)
@@ -70,13 +79,13 @@ def test_kuramoto_mode_matches_finite_sample_self_consistency(kmult):
         t += DT
         if t > seconds - 5.0:
             rs.append(abs(np.exp(1j * theta).mean()))
-            assert abs(res.order_parameter - rs[-1]) < 2e-2   # kernel's r (one tick older) tracks the truth
+            assert abs(res.order_parameter - rs[-1]) < 2e-2  # kernel's r (one tick older) tracks the truth
     r_sim = float(np.mean(rs))
     dw = TWO_PI * (nat - nat.mean())
     r_th = _self_consistent_r(dw, K)
     assert abs(r_sim - r_th) / r_th < 0.01, (r_sim, r_th)
     if kmult == 2.0:
-        assert r_sim < 0.95       # type-1 loop: 2 Kc never reaches 0.95 (SYNC_SCIENCE 3.2)
+        assert r_sim < 0.95  # type-1 loop: 2 Kc never reaches 0.95 (SYNC_SCIENCE 3.2)
 
 
 # --------------------------------------------------------------------------------------------- controller
@@ -84,13 +93,13 @@ def test_controller_lock_targets_closed_loop():
     """Noisy (0.05 rad), lossy (20 %), late (20 ms) reports, |offset| <= 0.25 Hz, slew <= 0.5 Hz/s."""
     out = bench.lock_scenario(3000, 0, seconds=12.0, scramble_at=10.0)
     # physical floor with a 0.5 Hz/s slew and 0.25 Hz limit, time-optimal ideal devices: t95 ~1.78 s, t99 ~2.32 s
-    assert out['t95_s'] <= 2.0, out
-    assert out['t99_s'] <= 2.7, out
-    assert out['rms_rad'] <= 0.02, out
-    assert out['steady_r'] >= 0.9995, out
-    assert out['recovery_s'] <= 1.8, out
+    assert out["t95_s"] <= 2.0, out
+    assert out["t99_s"] <= 2.7, out
+    assert out["rms_rad"] <= 0.02, out
+    assert out["steady_r"] >= 0.9995, out
+    assert out["recovery_s"] <= 1.8, out
     # the kernel's own r agrees with the true r
-    assert abs(out['kernel_r_vs_true'] - out['steady_r']) < 5e-3, out
+    assert abs(out["kernel_r_vs_true"] - out["steady_r"]) < 5e-3, out
 
 
 def test_controller_much_faster_than_kuramoto_same_population():
@@ -98,13 +107,13 @@ def test_controller_much_faster_than_kuramoto_same_population():
     Kc = TWO_PI * 0.05 * math.sqrt(8 / math.pi)
     t95_k, _ = bench.kuramoto_ideal(n, 1, 5 * Kc, seconds=10.0)
     ctl = bench.lock_scenario(n, 1, seconds=4.0, scramble_at=3.5)
-    assert ctl['t95_s'] * 2 < t95_k, (ctl, t95_k)
+    assert ctl["t95_s"] * 2 < t95_k, (ctl, t95_k)
 
 
 def _locked_kernel(n=200, seed=0, seconds=4.0, cfg=None):
     rng = np.random.default_rng(seed)
     sim = bench.LoopSim(n, rng, loss=0.0)
-    k = PhaseLockKernel(16, cfg or SyncConfig())     # small capacity: exercises growth
+    k = PhaseLockKernel(16, cfg or SyncConfig())  # small capacity: exercises growth
     bench.run_loop(sim, k, seconds)
     return sim, k, rng
 
@@ -117,7 +126,7 @@ def test_silent_jewels_excluded_then_recaptured():
     quiet[rng.permutation(n)[:40]] = True
     t = sim.t
     results = []
-    for i in range(int(1.0 / DT)):                 # 40 jewels stop reporting for 1 s
+    for _i in range(int(1.0 / DT)):  # 40 jewels stop reporting for 1 s
         sim.advance(DT)
         t = sim.t
         ids, ph, fr, of, st_ = sim.measure()
@@ -139,7 +148,7 @@ def test_silent_jewels_excluded_then_recaptured():
     # they report again: integrator reset at re-capture, then locked again
     k.ingest(0, *sim.measure()[:4], sim.t, sim.t)
     st0 = k.slot_state(slots[quiet])
-    assert np.all(st0['integ'] == 0.0) and np.all(st0['active'] | True)
+    assert np.all(st0["integ"] == 0.0) and np.all(st0["active"] | True)
     _, _, res_all = bench.run_loop(sim, k, 3.0)
     assert res_all[-1].jewels_active == n
     # true phases of the re-captured jewels back on the collective within 0.1 rad
@@ -151,32 +160,33 @@ def test_silent_jewels_excluded_then_recaptured():
 # --------------------------------------------------------------------------------------------- clusters
 def test_bimodal_split_detected_and_merged_when_close():
     out = bench.split_scenario(4000, 7, 0.02, seconds=5.0, split_at=2.5)
-    assert not out['false_split_before']
-    assert out['detect_s'] <= 1.0, out
-    assert out['resolution'] == 'merging', out
-    assert out['resolve_s'] <= 1.5, out
-    tg = out['targets']
+    assert not out["false_split_before"]
+    assert out["detect_s"] <= 1.0, out
+    assert out["resolution"] == "merging", out
+    assert out["resolve_s"] <= 1.5, out
+    tg = out["targets"]
     assert abs(tg[0] - tg[1]) < 1e-12 and 1.0 < tg[0] < 1.02
 
 
 def test_bimodal_split_detected_and_separated_when_far():
     out = bench.split_scenario(4000, 8, 0.6, seconds=6.0, split_at=2.5)
-    assert out['detect_s'] <= 1.0, out
-    assert out['resolution'] == 'separate_channel', out
-    assert out['resolve_s'] <= 2.5, out
-    assert sorted(round(x, 6) for x in out['targets']) == [1.0, 1.6]
+    assert out["detect_s"] <= 1.0, out
+    assert out["resolution"] == "separate_channel", out
+    assert out["resolve_s"] <= 2.5, out
+    assert sorted(round(x, 6) for x in out["targets"]) == [1.0, 1.6]
 
 
 def test_single_gaussian_population_is_one_cluster():
     sim, k, _ = _locked_kernel(5000, seed=4, seconds=2.0)
     res = k.step(sim.t + DT)
-    assert len(res.clusters) == 1 and res.clusters.resolution == 'none'
+    assert len(res.clusters) == 1 and res.clusters.resolution == "none"
     rec = res.clusters[0]
     assert rec.size == 5000 and abs(rec.center_frequency - 1.0) < 0.01 and 0.04 < rec.frequency_spread < 0.06
 
 
 def test_channel_assignment_is_optimal_against_lsap():
     from scipy.optimize import linear_sum_assignment
+
     rng = np.random.default_rng(11)
     for k in (2, 3, 5, 8, 20, 60):
         for weighted in (False, True):
@@ -184,8 +194,8 @@ def test_channel_assignment_is_optimal_against_lsap():
             w = rng.integers(1, 100, k).astype(float) if weighted else np.ones(k)
             sp = 0.05
             ch = assign_channels(c, w if weighted else None, sp)
-            assert len(set(np.round(ch / sp).astype(int).tolist())) == k               # distinct channels
-            assert np.allclose(ch / sp, np.round(ch / sp))                              # on the grid
+            assert len(set(np.round(ch / sp).astype(int).tolist())) == k  # distinct channels
+            assert np.allclose(ch / sp, np.round(ch / sp))  # on the grid
             grid = np.arange(math.floor(c.min() / sp) - k, math.ceil(c.max() / sp) + k + 1) * sp
             cost = w[:, None] * (c[:, None] - grid[None, :]) ** 2
             ri, ci = linear_sum_assignment(cost)
@@ -207,19 +217,19 @@ def _fresh(n=8, cfg=None):
 def test_whole_message_rejections():
     k, ids, ph, fr, of = _fresh()
     rep = k.ingest(1, ids, ph[:-1], fr, of, 10.02, 10.02)
-    assert rep.accepted == 0 and rep.rejected['length_mismatch'] == 8 and 'mismatched' in rep.message_error
+    assert rep.accepted == 0 and rep.rejected["length_mismatch"] == 8 and "mismatched" in rep.message_error
     rep = k.ingest(1, ids, ph, fr, of, np.full(3, 10.02), 10.02)
-    assert rep.rejected['length_mismatch'] == 8
+    assert rep.rejected["length_mismatch"] == 8
     rep = k.ingest(1, np.arange(-1, 7), ph, fr, of, 10.02, 10.02)
-    assert rep.accepted == 0 and rep.rejected['bad_ids'] == 8
+    assert rep.accepted == 0 and rep.rejected["bad_ids"] == 8
     rep = k.ingest(1, ids.astype(float), ph, fr, of, 10.02, 10.02)
-    assert rep.rejected['bad_ids'] == 8
-    rep = k.ingest(1, ids, ['a'] * 8, fr, of, 10.02, 10.02)
-    assert rep.rejected['bad_array'] == 8
+    assert rep.rejected["bad_ids"] == 8
+    rep = k.ingest(1, ids, ["a"] * 8, fr, of, 10.02, 10.02)
+    assert rep.rejected["bad_array"] == 8
     assert set(rep.rejected) == set(REJECT_REASONS) | set(MESSAGE_REASONS)
 
 
-@pytest.mark.parametrize('fast', [True, False])
+@pytest.mark.parametrize("fast", [True, False])
 def test_element_rejections_counted_and_never_used(fast):
     k, ids, ph, fr, of = _fresh()
     before = k.slot_state(k.register(1, ids))
@@ -230,19 +240,19 @@ def test_element_rejections_counted_and_never_used(fast):
     fr2[3] = 25.0
     of2[4] = 1e300
     ph2[5] = 1e9
-    if fast:   # same ids array object as last time: cached contiguous fast path falls back per block
+    if fast:  # same ids array object as last time: cached contiguous fast path falls back per block
         rep = k.ingest(1, ids, ph2, fr2, of2, 10.02, 10.02)
     else:
         rep = k.ingest(1, ids[::-1].copy(), ph2[::-1].copy(), fr2[::-1].copy(), of2[::-1].copy(), 10.02, 10.02)
-    assert rep.rejected['non_finite'] == 2
-    assert rep.rejected['bad_frequency'] == 2
-    assert rep.rejected['bad_offset'] == 1
-    assert rep.rejected['bad_phase'] == 1
+    assert rep.rejected["non_finite"] == 2
+    assert rep.rejected["bad_frequency"] == 2
+    assert rep.rejected["bad_offset"] == 1
+    assert rep.rejected["bad_phase"] == 1
     assert rep.accepted == 2
     after = k.slot_state(k.register(1, ids))
-    np.testing.assert_array_equal(after['t_s'][:6], before['t_s'][:6])      # rejected: state untouched
-    np.testing.assert_array_equal(after['nat'][:6], before['nat'][:6])
-    assert np.all(after['t_s'][6:] == 10.02)
+    np.testing.assert_array_equal(after["t_s"][:6], before["t_s"][:6])  # rejected: state untouched
+    np.testing.assert_array_equal(after["nat"][:6], before["nat"][:6])
+    assert np.all(after["t_s"][6:] == 10.02)
     res = k.step(10.03)
     assert np.isfinite(res.order_parameter) and np.isfinite(res.collective_frequency)
     assert np.all(np.isfinite(k.commands_for(1, k.register(1, ids))))
@@ -254,52 +264,53 @@ def test_time_duplicate_and_conflict_rejections():
     dup_ids = ids.copy()
     dup_ids[1] = dup_ids[0]
     rep = k.ingest(1, dup_ids, ph, fr, of, 10.02, 10.02)
-    assert rep.rejected['duplicate_id'] == 2 and rep.accepted == 6
+    assert rep.rejected["duplicate_id"] == 2 and rep.accepted == 6
     # sample times: future, expired, out of order (older than the last accepted sample)
     st_ = np.full(8, 10.05)
-    st_[0] = 10.05 + 1.0         # future beyond tolerance
-    st_[1] = 10.05 - 0.6         # older than silence_timeout
-    st_[2] = 10.01               # older than the 10.02 already accepted for ids[2]
+    st_[0] = 10.05 + 1.0  # future beyond tolerance
+    st_[1] = 10.05 - 0.6  # older than silence_timeout
+    st_[2] = 10.01  # older than the 10.02 already accepted for ids[2]
     rep = k.ingest(1, ids, ph, fr, of, st_, 10.05)
-    assert rep.rejected['future_sample'] == 1
-    assert rep.rejected['expired_sample'] == 1
-    assert rep.rejected['out_of_order'] == 1
+    assert rep.rejected["future_sample"] == 1
+    assert rep.rejected["expired_sample"] == 1
+    assert rep.rejected["out_of_order"] == 1
     assert rep.accepted == 5
-    rep = k.ingest(1, ids, ph, fr, of, 10.04, 10.06)          # scalar time older than the last accepted (10.05)
-    assert rep.rejected['out_of_order'] == 5 and rep.accepted == 3     # ids[0..2] last accepted at <= 10.02
+    rep = k.ingest(1, ids, ph, fr, of, 10.04, 10.06)  # scalar time older than the last accepted (10.05)
+    assert rep.rejected["out_of_order"] == 5 and rep.accepted == 3  # ids[0..2] last accepted at <= 10.02
     # another driver claims ids reported within silence_timeout: conflict; after silence it may take them over
     rep = k.ingest(2, ids[:3], ph[:3], fr[:3], of[:3], 10.07, 10.07)
-    assert rep.rejected['id_conflict'] == 3 and rep.accepted == 0
+    assert rep.rejected["id_conflict"] == 3 and rep.accepted == 0
     rep = k.ingest(2, ids[:3], ph[:3], fr[:3], of[:3], 11.0, 11.0)
-    assert rep.rejected['id_conflict'] == 0 and rep.accepted == 3
+    assert rep.rejected["id_conflict"] == 0 and rep.accepted == 3
     res = k.step(11.0)
-    d = dict(zip(res.drivers.driver_key.tolist(), res.drivers.total.tolist()))
+    d = dict(zip(res.drivers.driver_key.tolist(), res.drivers.total.tolist(), strict=True))
     assert d == {1: 5, 2: 3}
-    assert dict(zip(res.drivers.driver_key.tolist(), res.drivers.active.tolist())) == {1: 0, 2: 3}
+    assert dict(zip(res.drivers.driver_key.tolist(), res.drivers.active.tolist(), strict=True)) == {1: 0, 2: 3}
 
 
 def test_register_cache_growth_and_command_order():
     k = PhaseLockKernel(4, SyncConfig())
     ids = np.array([7, 3, 9, 1, 12, 40], dtype=np.uint32)
     s1 = k.register(5, ids)
-    assert k.register(5, ids.copy()) is s1            # same ids -> cached slots, no work
+    assert k.register(5, ids.copy()) is s1  # same ids -> cached slots, no work
     assert k.capacity >= 6 and len(set(s1.tolist())) == 6
     more = np.arange(1000, 1100, dtype=np.uint32)
     s2 = k.register(6, more)
     assert k.capacity >= 106 and not set(s2.tolist()) & set(s1.tolist())
     assert np.array_equal(k.register(5, ids[::-1].copy()), s1[::-1])
     k.ingest(5, ids, np.zeros(6), np.full(6, 1.0), np.zeros(6), 0.0, 0.0)
-    k._cmd[s1] = np.arange(6) * 0.01                  # known commands, then read back in the caller's order
+    k._cmd[s1] = np.arange(6) * 0.01  # known commands, then read back in the caller's order
     order = np.array([s1[3], s1[0], -1, s1[5]])
     np.testing.assert_allclose(k.commands_for(5, order), [0.03, 0.0, 0.0, 0.05], atol=1e-7)
 
 
 def test_config_validate_lists_errors():
     assert SyncConfig().validate() == []
-    bad = SyncConfig(rate_hz=0, mode='pll', max_offset_hz=-1, max_slew_hz_per_s=float('nan'), kp='x',
-                     cluster_every_ticks=1.5)
+    bad = SyncConfig(
+        rate_hz=0, mode="pll", max_offset_hz=-1, max_slew_hz_per_s=float("nan"), kp="x", cluster_every_ticks=1.5
+    )
     errs = bad.validate()
-    for name in ('rate_hz', 'mode', 'max_offset_hz', 'max_slew_hz_per_s', 'kp', 'cluster_every_ticks'):
+    for name in ("rate_hz", "mode", "max_offset_hz", "max_slew_hz_per_s", "kp", "cluster_every_ticks"):
         assert any(name in e for e in errs), (name, errs)
     k = PhaseLockKernel(4)
     assert k.set_config(bad) == errs and k.config.rate_hz == 50.0
@@ -309,13 +320,19 @@ def test_config_validate_lists_errors():
 
 # --------------------------------------------------------------------------------------------- comfort limits
 @settings(max_examples=12, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), mode=st.sampled_from(['controller', 'kuramoto']),
-       umax=st.floats(0.05, 0.5), slew=st.floats(0.05, 2.0), scale=st.floats(0.0, 3.0))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    mode=st.sampled_from(["controller", "kuramoto"]),
+    umax=st.floats(0.05, 0.5),
+    slew=st.floats(0.05, 2.0),
+    scale=st.floats(0.0, 3.0),
+)
 def test_commands_respect_comfort_and_slew_limits(seed, mode, umax, slew, scale):
     rng = np.random.default_rng(seed)
     n = 300
-    cfg = SyncConfig(mode=mode, max_offset_hz=umax, max_slew_hz_per_s=slew, kuramoto_coupling=8.0,
-                     coupling_scale=scale, kp=20.0)
+    cfg = SyncConfig(
+        mode=mode, max_offset_hz=umax, max_slew_hz_per_s=slew, kuramoto_coupling=8.0, coupling_scale=scale, kp=20.0
+    )
     k = PhaseLockKernel(n, cfg)
     ids = rng.permutation(10 * n)[:n].astype(np.uint32)
     slots = k.register(3, ids)
@@ -324,7 +341,7 @@ def test_commands_respect_comfort_and_slew_limits(seed, mode, umax, slew, scale)
     nat = rng.normal(1.0, 0.3, n)
     for i in range(120):
         t += DT * rng.uniform(0.5, 1.5)
-        sel = rng.random(n) > (0.9 if 40 <= i < 80 else 0.2)     # a stretch where most jewels go silent
+        sel = rng.random(n) > (0.9 if 40 <= i < 80 else 0.2)  # a stretch where most jewels go silent
         ph = rng.uniform(-math.pi, math.pi, n)
         if i % 17 == 0:
             k.set_reference(float(rng.uniform(0.8, 1.2)) if i % 34 else None, 0.05)
@@ -343,7 +360,7 @@ def test_coupling_scale_and_reference_hooks():
     k.set_reference(1.05, slew_hz_per_s=0.05)
     _, _, res = bench.run_loop(sim, k, 4.0)
     assert abs(res[-1].reference_frequency - 1.05) < 1e-9
-    assert abs(res[-1].collective_frequency - 1.0) < 0.02      # population mean natural frequency unchanged
+    assert abs(res[-1].collective_frequency - 1.0) < 0.02  # population mean natural frequency unchanged
     true_f = np.mean(sim.nat + sim.off)
     assert abs(true_f - 1.05) < 2e-3 and res[-1].order_parameter > 0.99
     with pytest.raises(ValueError):
@@ -354,40 +371,40 @@ def test_coupling_scale_and_reference_hooks():
 
 
 def test_kernel_module_does_not_import_rclpy():
-    code = ('import sys; import lumina_nodes.kernels.phase_lock; '
-            'assert "rclpy" not in sys.modules; print("ok")')
-    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == 'ok', out.stderr
+    code = 'import sys; import lumina_nodes.kernels.phase_lock; assert "rclpy" not in sys.modules; print("ok")'
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr
 
 
 def test_fast_path_equals_general_path():
     """Cached contiguous batches (block fast path, scalar-age shortcut) give the same result as the general path."""
     n, half = 3000, 1700
     rng = np.random.default_rng(21)
-    cfg = SyncConfig(chunk=1024)                       # several blocks, one shared by both drivers
+    cfg = SyncConfig(chunk=1024)  # several blocks, one shared by both drivers
     k_fast, k_gen = PhaseLockKernel(8, cfg), PhaseLockKernel(8, SyncConfig(chunk=1024))
     ids = rng.permutation(100_000)[:n].astype(np.uint32)
     nat = rng.normal(1.0, 0.05, n)
     theta = rng.random(n) * TWO_PI
     t = 5.0
     perm = rng.permutation(n)
-    for k in (k_fast, k_gen):                          # same slot layout in both kernels
+    for k in (k_fast, k_gen):  # same slot layout in both kernels
         k.register(1, ids[:half])
         k.register(2, ids[half:])
     slots = k_fast.register(1, ids[:half]), k_fast.register(2, ids[half:])
     off = np.zeros(n)
-    for i in range(60):
+    for _i in range(60):
         ph = wrap_phase(theta + rng.normal(0, 0.05, n))
         fr = nat + off
         for key, sl in ((1, slice(0, half)), (2, slice(half, n))):
             k_fast.ingest(key, ids[sl], ph[sl], fr[sl], off[sl], t - 0.02, t)
         for key, sl in ((1, slice(0, half)), (2, slice(half, n))):
-            p = perm[(perm >= sl.start) & (perm < sl.stop)]          # same elements, shuffled order
+            p = perm[(perm >= sl.start) & (perm < sl.stop)]  # same elements, shuffled order
             k_gen.ingest(key, ids[p], ph[p], fr[p], off[p], t - 0.02, t)
         ra, rb = k_fast.step(t), k_gen.step(t)
         ca = np.concatenate([k_fast.commands_for(1, slots[0]), k_fast.commands_for(2, slots[1])])
-        cb = np.concatenate([k_gen.commands_for(1, k_gen.register(1, ids[:half])),
-                             k_gen.commands_for(2, k_gen.register(2, ids[half:]))])
+        cb = np.concatenate(
+            [k_gen.commands_for(1, k_gen.register(1, ids[:half])), k_gen.commands_for(2, k_gen.register(2, ids[half:]))]
+        )
         np.testing.assert_allclose(ca, cb, atol=1e-6)
         assert abs(ra.order_parameter - rb.order_parameter) < 1e-6
         assert ra.lock_fraction == rb.lock_fraction and ra.jewels_active == rb.jewels_active == n

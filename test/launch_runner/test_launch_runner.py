@@ -3,6 +3,8 @@
 The expected command lines and parameter files are what ros2 launch (launch 3.x /
 launch_ros 0.2x) produces for the same XML: see /work/shared/ROS_ANCHORS.md sections 1-2.
 """
+
+import itertools
 import json
 import os
 import signal
@@ -17,13 +19,13 @@ import psutil
 import pytest
 import yaml
 
-from lumina_nodes.launch_runner import (LaunchError, describe_launch_arguments,
-                                        format_show_args, parse_launch_file)
+from harness import LAUNCH_FIXTURES as FIXTURES
+from harness import REPO
+from lumina_nodes.launch_runner import LaunchError, describe_launch_arguments, format_show_args, parse_launch_file
 from lumina_nodes.launch_runner.cli import main as cli_main
 
-from harness import LAUNCH_FIXTURES as FIXTURES
-FAKE = FIXTURES / 'fake_node.py'
-from harness import REPO
+FAKE = FIXTURES / "fake_node.py"
+
 PY = sys.executable
 
 
@@ -31,27 +33,28 @@ PY = sys.executable
 # helpers
 # ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def prefix(tmp_path, monkeypatch):
     """A fake install prefix with packages 'demo' (exec talker) and 'other' (no lib dir)."""
-    pfx = tmp_path / 'install'
-    index = pfx / 'share' / 'ament_index' / 'resource_index' / 'packages'
+    pfx = tmp_path / "install"
+    index = pfx / "share" / "ament_index" / "resource_index" / "packages"
     index.mkdir(parents=True)
-    for pkg in ('demo', 'other'):
-        (index / pkg).write_text('')
-        (pfx / 'share' / pkg / 'launch' / 'sub').mkdir(parents=True)
-    lib = pfx / 'lib' / 'demo'
+    for pkg in ("demo", "other"):
+        (index / pkg).write_text("")
+        (pfx / "share" / pkg / "launch" / "sub").mkdir(parents=True)
+    lib = pfx / "lib" / "demo"
     lib.mkdir(parents=True)
-    talker = lib / 'talker'
-    talker.write_text(f'#!{PY}\n' + FAKE.read_text())
+    talker = lib / "talker"
+    talker.write_text(f"#!{PY}\n" + FAKE.read_text())
     talker.chmod(0o755)
-    monkeypatch.setenv('AMENT_PREFIX_PATH', str(pfx))
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(pfx))
     return pfx
 
 
-def write(tmp_path, text, name='test.launch.xml'):
+def write(tmp_path, text, name="test.launch.xml"):
     p = tmp_path / name
-    p.write_text(textwrap.dedent(text).strip() + '\n')
+    p.write_text(textwrap.dedent(text).strip() + "\n")
     return str(p)
 
 
@@ -63,7 +66,7 @@ def cmd_of(result, name):
     for p in result.processes:
         if p.name == name:
             return p.cmd
-    raise AssertionError(f'no process {name}: {[p.name for p in result.processes]}')
+    raise AssertionError(f"no process {name}: {[p.name for p in result.processes]}")
 
 
 def launch_error(path, args=None):
@@ -76,8 +79,11 @@ def launch_error(path, args=None):
 # parsing: exact node command line and generated parameter files
 # ------------------------------------------------------------------------------------------
 
+
 def test_node_command_line_and_param_files(prefix, tmp_path):
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
         <launch>
           <arg name="rate" default="10"/>
           <node pkg="demo" exec="talker" name="talker" namespace="ns1" output="screen"
@@ -96,64 +102,84 @@ def test_node_command_line_and_param_files(prefix, tmp_path):
             <remap from="~/in" to="in2"/>
             <env name="MY_ENV" value="v-$(var rate)"/>
           </node>
-        </launch>""")
-    res = parse(path, {'rate': '7'}, tmp_path)
+        </launch>""",
+    )
+    res = parse(path, {"rate": "7"}, tmp_path)
     (spec,) = res.processes
-    assert spec.name == 'talker-1'
+    assert spec.name == "talker-1"
     gen = [pf for pf in spec.param_files if pf.generated]
     assert len(gen) == 6  # one generated file per top-level <param name=...>, like launch_ros
-    exe = str(prefix / 'lib' / 'demo' / 'talker')
+    exe = str(prefix / "lib" / "demo" / "talker")
     assert spec.cmd == [
-        exe, '--foo', 'a b', '7x', '--ros-args', '--log-level', 'debug',
-        '--ros-args', '-r', '__node:=talker', '-r', '__ns:=/ns1',
-        '--params-file', str(FIXTURES / 'params.yaml'),
-        *[x for pf in gen for x in ('--params-file', pf.path)],
-        '-r', 'chatter:=/out', '-r', '~/in:=in2']
+        exe,
+        "--foo",
+        "a b",
+        "7x",
+        "--ros-args",
+        "--log-level",
+        "debug",
+        "--ros-args",
+        "-r",
+        "__node:=talker",
+        "-r",
+        "__ns:=/ns1",
+        "--params-file",
+        str(FIXTURES / "params.yaml"),
+        *[x for pf in gen for x in ("--params-file", pf.path)],
+        "-r",
+        "chatter:=/out",
+        "-r",
+        "~/in:=in2",
+    ]
     assert [pf.content for pf in gen] == [
-        '/ns1/talker:\n  ros__parameters:\n    rate: 7\n',
-        '/ns1/talker:\n  ros__parameters:\n    group.gain: 1.5\n    group.inner.flag: true\n',
-        '/ns1/talker:\n  ros__parameters:\n    names:\n    - a\n    - b\n    - c\n',
-        '/ns1/talker:\n  ros__parameters:\n    ints:\n    - 1\n    - 2\n    - 3\n',
+        "/ns1/talker:\n  ros__parameters:\n    rate: 7\n",
+        "/ns1/talker:\n  ros__parameters:\n    group.gain: 1.5\n    group.inner.flag: true\n",
+        "/ns1/talker:\n  ros__parameters:\n    names:\n    - a\n    - b\n    - c\n",
+        "/ns1/talker:\n  ros__parameters:\n    ints:\n    - 1\n    - 2\n    - 3\n",
         "/ns1/talker:\n  ros__parameters:\n    as_str: '5'\n",
-        '/ns1/talker:\n  ros__parameters:\n    label: hello world\n',
+        "/ns1/talker:\n  ros__parameters:\n    label: hello world\n",
     ]
     for pf in gen:
         assert Path(pf.path).read_text() == pf.content
-        assert os.path.basename(pf.path).startswith('launch_params_')
-    assert spec.env['MY_ENV'] == 'v-7'
-    assert spec.env['PYTHONUNBUFFERED'] == '1'
-    assert spec.output == 'screen' and spec.node_name == '/ns1/talker'
+        assert os.path.basename(pf.path).startswith("launch_params_")
+    assert spec.env["MY_ENV"] == "v-7"
+    assert spec.env["PYTHONUNBUFFERED"] == "1"
+    assert spec.output == "screen" and spec.node_name == "/ns1/talker"
 
 
 def test_param_file_key_is_wildcard_without_name_or_namespace(prefix, tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         <launch>
           <node pkg="demo" exec="talker" name="only_name"><param name="a" value="1"/></node>
           <node pkg="demo" exec="talker" namespace="only_ns"><param name="a" value="x"/></node>
           <node pkg="demo" exec="talker" exec_name="bare"/>
-        </launch>""")
+        </launch>""",
+    )
     res = parse(path, tmp_path=tmp_path)
     a, b, c = res.processes
-    assert a.param_files[0].content == '/**:\n  ros__parameters:\n    a: 1\n'
-    assert a.cmd[1:] == ['--ros-args', '-r', '__node:=only_name', '--params-file',
-                         a.param_files[0].path]
-    assert b.param_files[0].content == '/**:\n  ros__parameters:\n    a: x\n'
-    assert b.cmd[1:4] == ['--ros-args', '-r', '__ns:=/only_ns']
+    assert a.param_files[0].content == "/**:\n  ros__parameters:\n    a: 1\n"
+    assert a.cmd[1:] == ["--ros-args", "-r", "__node:=only_name", "--params-file", a.param_files[0].path]
+    assert b.param_files[0].content == "/**:\n  ros__parameters:\n    a: x\n"
+    assert b.cmd[1:4] == ["--ros-args", "-r", "__ns:=/only_ns"]
     # no name, no namespace: just the trailing --ros-args, label from exec_name
-    assert c.cmd == [str(prefix / 'lib/demo/talker'), '--ros-args'] and c.name == 'bare-3'
+    assert c.cmd == [str(prefix / "lib/demo/talker"), "--ros-args"] and c.name == "bare-3"
 
 
 def test_missing_executable_and_package_errors(prefix, tmp_path):
     msg = launch_error(write(tmp_path, '<launch>\n<node pkg="demo" exec="nope"/>\n</launch>'))
-    assert 'nope' in msg and ':2:' in msg and '<node>' in msg
+    assert "nope" in msg and ":2:" in msg and "<node>" in msg
     msg = launch_error(write(tmp_path, '<launch>\n\n<node pkg="ghost" exec="x"/>\n</launch>'))
-    assert "package 'ghost' not found" in msg and ':3:' in msg
+    assert "package 'ghost' not found" in msg and ":3:" in msg
     msg = launch_error(write(tmp_path, '<launch><node pkg="other" exec="x"/></launch>'))
-    assert 'libexec directory' in msg
+    assert "libexec directory" in msg
 
 
 def test_namespaces_push_and_group_scoping(prefix, tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         <launch>
           <group>
             <push_ros_namespace namespace="robot"/>
@@ -169,55 +195,69 @@ def test_namespaces_push_and_group_scoping(prefix, tmp_path):
           <node pkg="demo" exec="talker" name="f"/>
           <group scoped="false"><push_ros_namespace namespace="/leak"/></group>
           <node pkg="demo" exec="talker" name="g"/>
-        </launch>""")
+        </launch>""",
+    )
     res = parse(path, tmp_path=tmp_path)
-    ns = {p.cmd[3].split(':=')[1]: (p.cmd[5] if len(p.cmd) > 5 else None)
-          for p in res.processes}
-    assert ns == {'a': '__ns:=/robot', 'b': '__ns:=/robot/sub', 'c': '__ns:=/abs',
-                  'd': '__ns:=/robot/inner', 'e': '__ns:=/robot', 'f': None,
-                  'g': '__ns:=/leak'}
+    ns = {p.cmd[3].split(":=")[1]: (p.cmd[5] if len(p.cmd) > 5 else None) for p in res.processes}
+    assert ns == {
+        "a": "__ns:=/robot",
+        "b": "__ns:=/robot/sub",
+        "c": "__ns:=/abs",
+        "d": "__ns:=/robot/inner",
+        "e": "__ns:=/robot",
+        "f": None,
+        "g": "__ns:=/leak",
+    }
 
 
 def test_include_is_not_scoped_but_group_is(tmp_path):
-    res = parse(str(FIXTURES / 'include_parent.launch.xml'), tmp_path=tmp_path)
-    cmds = {p.name.rsplit('-', 1)[0]: p.cmd for p in res.processes}
-    assert [p.name for p in res.processes] == ['inc-1', 'after_include-2', 'inc-3',
-                                                'after_group-4']
-    assert res.processes[0].cmd == ['prog', 'first', 'dflt', str(FIXTURES)]
+    res = parse(str(FIXTURES / "include_parent.launch.xml"), tmp_path=tmp_path)
+    cmds = {p.name.rsplit("-", 1)[0]: p.cmd for p in res.processes}
+    assert [p.name for p in res.processes] == ["inc-1", "after_include-2", "inc-3", "after_group-4"]
+    assert res.processes[0].cmd == ["prog", "first", "dflt", str(FIXTURES)]
     # args, lets and set_env of the included file leak into the including scope
-    assert cmds['after_include'] == ['after', 'first', 'dflt', 'from_include', 'first']
-    assert res.processes[0].env['INC_ENV'] == 'first'
-    assert res.processes[2].cmd == ['prog', 'scoped', 'other', str(FIXTURES)]
+    assert cmds["after_include"] == ["after", "first", "dflt", "from_include", "first"]
+    assert res.processes[0].env["INC_ENV"] == "first"
+    assert res.processes[2].cmd == ["prog", "scoped", "other", str(FIXTURES)]
     # ... but not out of a <group>
-    assert cmds['after_group'] == ['after_group', 'first', 'dflt', 'first']
+    assert cmds["after_group"] == ["after_group", "first", "dflt", "first"]
 
 
 def test_include_missing_required_argument(tmp_path):
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
         <launch>
           <include file="{FIXTURES}/included.launch.xml">
             <arg name="inc_default" value="x"/>
           </include>
-        </launch>""")
+        </launch>""",
+    )
     msg = launch_error(path)
     # like ros2 launch, the root file's (static) argument check already walks into includes
     assert "Included launch description missing required argument 'inc_required'" in msg
-    assert f'{FIXTURES}/included.launch.xml:2: <arg>' in msg
+    assert f"{FIXTURES}/included.launch.xml:2: <arg>" in msg
     # an include whose path needs the context is checked when it is executed
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
         <launch>
           <let name="dir" value="{FIXTURES}"/>
           <include file="$(var dir)/included.launch.xml">
             <arg name="inc_default" value="x"/>
           </include>
-        </launch>""", 'late.launch.xml')
+        </launch>""",
+        "late.launch.xml",
+    )
     msg = launch_error(path)
     assert "missing required argument 'inc_required'" in msg and "given: [inc_default]" in msg
-    assert f'{path}:3: <include>' in msg
+    assert f"{path}:3: <include>" in msg
 
 
 def test_required_arg_and_choices(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         <launch>
           <arg name="mode" default="a" description="Mode">
             <choice value="a"/>
@@ -227,19 +267,22 @@ def test_required_arg_and_choices(tmp_path):
             <arg name="needed"/>
           </group>
           <executable cmd="x $(var mode) $(var needed)"/>
-        </launch>""")
-    assert parse(path, {'needed': '1', 'mode': 'b'}).processes[0].cmd == ['x', 'b', '1']
-    msg = launch_error(path, {'needed': '1', 'mode': 'c'})
-    assert 'Argument "mode" provided value "c" is not valid' in msg and ':2: <arg>' in msg
+        </launch>""",
+    )
+    assert parse(path, {"needed": "1", "mode": "b"}).processes[0].cmd == ["x", "b", "1"]
+    msg = launch_error(path, {"needed": "1", "mode": "c"})
+    assert 'Argument "mode" provided value "c" is not valid' in msg and ":2: <arg>" in msg
     msg = launch_error(path)
-    assert 'Required launch argument "needed"' in msg and ':7: <arg>' in msg
+    assert 'Required launch argument "needed"' in msg and ":7: <arg>" in msg
     # the root file is "included" with the command line arguments, like ros2 launch
-    root_required = write(tmp_path, '<launch><arg name="x"/></launch>', 'r.launch.xml')
+    root_required = write(tmp_path, '<launch><arg name="x"/></launch>', "r.launch.xml")
     assert "missing required argument 'x'" in launch_error(root_required)
 
 
 def test_if_unless_conditions(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         <launch>
           <arg name="on" default="True"/>
           <executable cmd="a" if="$(var on)"/>
@@ -250,21 +293,22 @@ def test_if_unless_conditions(tmp_path):
           <group if="false"><executable cmd="f"/><let name="z" value="1"/></group>
           <let name="y" value="set" unless="true"/>
           <executable cmd="g $(var y default_y)"/>
-        </launch>""")
-    assert [p.cmd for p in parse(path).processes] == [['a'], ['c'], ['e'], ['g', 'default_y']]
-    assert [p.cmd for p in parse(path, {'on': 'false'}).processes] == [
-        ['b'], ['c'], ['e'], ['g', 'default_y']]
-    msg = launch_error(path, {'on': 'yes'})
-    assert 'invalid condition' in msg and ':3: <executable>' in msg
-    both = write(tmp_path, '<launch>\n<let name="a" value="b" if="1" unless="1"/>\n</launch>',
-                 'both.launch.xml')
+        </launch>""",
+    )
+    assert [p.cmd for p in parse(path).processes] == [["a"], ["c"], ["e"], ["g", "default_y"]]
+    assert [p.cmd for p in parse(path, {"on": "false"}).processes] == [["b"], ["c"], ["e"], ["g", "default_y"]]
+    msg = launch_error(path, {"on": "yes"})
+    assert "invalid condition" in msg and ":3: <executable>" in msg
+    both = write(tmp_path, '<launch>\n<let name="a" value="b" if="1" unless="1"/>\n</launch>', "both.launch.xml")
     assert "if and unless conditions can't be used simultaneously" in launch_error(both)
 
 
 def test_substitutions(prefix, tmp_path, monkeypatch):
-    monkeypatch.setenv('LR_TEST_ENV', 'env value')
-    monkeypatch.delenv('LR_UNSET', raising=False)
-    path = write(tmp_path, """
+    monkeypatch.setenv("LR_TEST_ENV", "env value")
+    monkeypatch.delenv("LR_UNSET", raising=False)
+    path = write(
+        tmp_path,
+        """
         <launch>
           <arg name="n" default="3"/>
           <arg name="flag" default="true"/>
@@ -290,78 +334,125 @@ def test_substitutions(prefix, tmp_path, monkeypatch):
             \\$(var n)
             pre$(var n)post"/>
           <executable name="anon" cmd="$(anon node) $(anon node) $(anon other)"/>
-        </launch>""")
+        </launch>""",
+    )
     res = parse(path)
     assert res.processes[0].cmd == [
-        'x', '33', 'fallback', 'env value', '_empty', str(prefix / 'share' / 'demo'),
-        str(prefix), '6', '2', 'a-b', 'false', 'false', 'true', 'true', 'true', 'true',
-        str(tmp_path), '3', '$(var', 'n)', 'pre3post']
+        "x",
+        "33",
+        "fallback",
+        "env value",
+        "_empty",
+        str(prefix / "share" / "demo"),
+        str(prefix),
+        "6",
+        "2",
+        "a-b",
+        "false",
+        "false",
+        "true",
+        "true",
+        "true",
+        "true",
+        str(tmp_path),
+        "3",
+        "$(var",
+        "n)",
+        "pre3post",
+    ]
     a1, a2, a3 = res.processes[1].cmd
-    assert a1 == a2 != a3 and a1.startswith('node_')
+    assert a1 == a2 != a3 and a1.startswith("node_")
     # a substitution result is one argument even if it contains spaces (not shlex-split)
-    path2 = write(tmp_path, """
+    path2 = write(
+        tmp_path,
+        """
         <launch>
           <let name="two" value="a b"/>
           <executable cmd="x $(var two) y$(var two)z"/>
-        </launch>""", 'two.launch.xml')
-    assert parse(path2).processes[0].cmd == ['x', 'a b', 'ya bz']
+        </launch>""",
+        "two.launch.xml",
+    )
+    assert parse(path2).processes[0].cmd == ["x", "a b", "ya bz"]
 
 
-@pytest.mark.parametrize('attr, message', [
-    ('$(var undefined_thing)', "launch configuration 'undefined_thing' does not exist"),
-    ('$(env LR_SURELY_UNSET_VAR)', "environment variable 'LR_SURELY_UNSET_VAR' does not exist"),
-    ('$(not maybe)', '$(not)'),
-    ('$(bogus x)', "unknown substitution '$(bogus ...)'"),
-    ('$(var a b c)', "substitution 'var' expects 1..2 argument(s), got 3"),
-    ('$(var x', 'unterminated substitution'),
-])
+@pytest.mark.parametrize(
+    "attr, message",
+    [
+        ("$(var undefined_thing)", "launch configuration 'undefined_thing' does not exist"),
+        ("$(env LR_SURELY_UNSET_VAR)", "environment variable 'LR_SURELY_UNSET_VAR' does not exist"),
+        ("$(not maybe)", "$(not)"),
+        ("$(bogus x)", "unknown substitution '$(bogus ...)'"),
+        ("$(var a b c)", "substitution 'var' expects 1..2 argument(s), got 3"),
+        ("$(var x", "unterminated substitution"),
+    ],
+)
 def test_substitution_errors_name_the_line(tmp_path, attr, message):
-    path = write(tmp_path, f'<launch>\n  <let name="a" value="1"/>\n'
-                           f'  <executable cmd="x {attr}"/>\n</launch>')
+    path = write(tmp_path, f'<launch>\n  <let name="a" value="1"/>\n  <executable cmd="x {attr}"/>\n</launch>')
     msg = launch_error(path)
-    assert message in msg and f'{path}:3: <executable>' in msg
+    assert message in msg and f"{path}:3: <executable>" in msg
 
 
-@pytest.mark.parametrize('body, line, fragment', [
-    ('<launch>\n  <timer period="1"/>\n</launch>', 2, 'lumina_launch does not support'),
-    ('<launch>\n  <nodez pkg="x" exec="y"/>\n</launch>', 2, 'unknown or misplaced element'),
-    ('<launch>\n  <node exec="y" colour="red"/>\n</launch>', 2,
-     "unexpected attribute(s) ['colour']"),
-    ('<launch>\n  <group>\n    <node pkg="x"/>\n  </group>\n</launch>', 3,
-     "missing required attribute(s) ['exec']"),
-    ('<launch>\n\n  <node exec="y">\n    <param name="p"/>\n  </node>\n</launch>', 4,
-     'either a value attribute or nested params are needed'),
-    ('<launch>\n  <node exec="y">\n    <param name="p" from="f"/>\n  </node>\n</launch>', 3,
-     'name and from attributes are mutually exclusive'),
-    ('<launch>\n  <executable cmd="y" output="loud"/>\n</launch>', 2, "invalid output 'loud'"),
-    ('<launch>\n  <executable cmd="y" on_exit="restart"/>\n</launch>', 2, "invalid on_exit"),
-    ('<launch>\n  <env name="a" value="b"/>\n</launch>', 2, 'unknown or misplaced element'),
-    ('<launch>\n  <executable cmd="y"><env name="a" value="b" if="1"/></executable>\n</launch>',
-     2, "unexpected attribute(s) ['if']"),
-    ('<launch>\n  <node exec="y" node-name="x"/>\n</launch>', 2,
-     'not supported by lumina_launch'),
-    ('<launch>\n  <node exec="y"><param name="p" value="x" type="complex"/></node>\n</launch>',
-     2, "unknown param type 'complex'"),
-    ('<launch>\n  <node exec="y"><param name="p" value="abc" type="int"/></node>\n</launch>',
-     2, "can not be converted to 'int'"),
-    ('<lunch/>', 1, "Expected 'launch' as root tag"),
-    ('<launch>\n  <arg name="a">\n</launch>', 3, 'invalid XML'),
-])
+@pytest.mark.parametrize(
+    "body, line, fragment",
+    [
+        ('<launch>\n  <timer period="1"/>\n</launch>', 2, "lumina_launch does not support"),
+        ('<launch>\n  <nodez pkg="x" exec="y"/>\n</launch>', 2, "unknown or misplaced element"),
+        ('<launch>\n  <node exec="y" colour="red"/>\n</launch>', 2, "unexpected attribute(s) ['colour']"),
+        (
+            '<launch>\n  <group>\n    <node pkg="x"/>\n  </group>\n</launch>',
+            3,
+            "missing required attribute(s) ['exec']",
+        ),
+        (
+            '<launch>\n\n  <node exec="y">\n    <param name="p"/>\n  </node>\n</launch>',
+            4,
+            "either a value attribute or nested params are needed",
+        ),
+        (
+            '<launch>\n  <node exec="y">\n    <param name="p" from="f"/>\n  </node>\n</launch>',
+            3,
+            "name and from attributes are mutually exclusive",
+        ),
+        ('<launch>\n  <executable cmd="y" output="loud"/>\n</launch>', 2, "invalid output 'loud'"),
+        ('<launch>\n  <executable cmd="y" on_exit="restart"/>\n</launch>', 2, "invalid on_exit"),
+        ('<launch>\n  <env name="a" value="b"/>\n</launch>', 2, "unknown or misplaced element"),
+        (
+            '<launch>\n  <executable cmd="y"><env name="a" value="b" if="1"/></executable>\n</launch>',
+            2,
+            "unexpected attribute(s) ['if']",
+        ),
+        ('<launch>\n  <node exec="y" node-name="x"/>\n</launch>', 2, "not supported by lumina_launch"),
+        (
+            '<launch>\n  <node exec="y"><param name="p" value="x" type="complex"/></node>\n</launch>',
+            2,
+            "unknown param type 'complex'",
+        ),
+        (
+            '<launch>\n  <node exec="y"><param name="p" value="abc" type="int"/></node>\n</launch>',
+            2,
+            "can not be converted to 'int'",
+        ),
+        ("<lunch/>", 1, "Expected 'launch' as root tag"),
+        ('<launch>\n  <arg name="a">\n</launch>', 3, "invalid XML"),
+    ],
+)
 def test_unsupported_or_invalid_xml_is_an_error_with_line(tmp_path, body, line, fragment):
     path = write(tmp_path, body)
     msg = launch_error(path)
     assert fragment in msg, msg
-    assert f'{path}:{line}:' in msg, msg
+    assert f"{path}:{line}:" in msg, msg
 
 
 def test_invalid_element_in_untaken_branch_is_still_an_error(tmp_path):
     # ros2 launch parses the whole file before executing anything
     path = write(tmp_path, '<launch>\n<group if="false">\n<bogus/>\n</group>\n</launch>')
-    assert ':3: <bogus>' in launch_error(path)
+    assert ":3: <bogus>" in launch_error(path)
 
 
 def test_param_from_allow_substs_set_env_and_executable(prefix, tmp_path):
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
         <launch>
           <arg name="robot" default="r2d2"/>
           <set_env name="GLOBAL_ENV" value="g-$(var robot)"/>
@@ -371,31 +462,38 @@ def test_param_from_allow_substs_set_env_and_executable(prefix, tmp_path):
           </node>
           <executable cmd="{PY} -c 'print(1)'" cwd="{tmp_path}" name="exe" respawn="true"
                       respawn_delay="0.5" on_exit="shutdown" launch-prefix="nice -n 5"/>
-        </launch>""")
+        </launch>""",
+    )
     res = parse(path, tmp_path=tmp_path)
     node, exe = res.processes
     (pf,) = node.param_files  # the missing file is skipped with a warning, like launch_ros
-    assert pf.generated and yaml.safe_load(pf.content) == {
-        '/**': {'ros__parameters': {'robot': 'r2d2', 'rate': 5}}}
-    assert node.cmd[-2:] == ['--params-file', pf.path]
-    assert any('Parameter file path is not a file' in w for w in res.warnings)
-    assert node.env['GLOBAL_ENV'] == 'g-r2d2'
-    assert exe.cmd == ['nice', '-n', '5', PY, '-c', 'print(1)']
+    assert pf.generated and yaml.safe_load(pf.content) == {"/**": {"ros__parameters": {"robot": "r2d2", "rate": 5}}}
+    assert node.cmd[-2:] == ["--params-file", pf.path]
+    assert any("Parameter file path is not a file" in w for w in res.warnings)
+    assert node.env["GLOBAL_ENV"] == "g-r2d2"
+    assert exe.cmd == ["nice", "-n", "5", PY, "-c", "print(1)"]
     assert (exe.name, exe.cwd, exe.respawn, exe.respawn_delay, exe.required) == (
-        'exe-2', str(tmp_path), True, 0.5, True)
+        "exe-2",
+        str(tmp_path),
+        True,
+        0.5,
+        True,
+    )
     # the label defaults to the basename of argv[0] *after* the launch prefix (upstream)
-    res = parse(path, {'launch-prefix': 'time -p'}, tmp_path)
-    assert res.processes[0].name == 'time-1' and res.processes[0].cmd[:2] == ['time', '-p']
-    assert res.processes[1].cmd[:3] == ['nice', '-n', '5']
+    res = parse(path, {"launch-prefix": "time -p"}, tmp_path)
+    assert res.processes[0].name == "time-1" and res.processes[0].cmd[:2] == ["time", "-p"]
+    assert res.processes[1].cmd[:3] == ["nice", "-n", "5"]
     assert (exe.sigterm_timeout, exe.sigkill_timeout) == (5.0, 5.0)
-    res = parse(path, {'sigterm_timeout': '1', 'sigkill_timeout': '2.5'}, tmp_path)
+    res = parse(path, {"sigterm_timeout": "1", "sigkill_timeout": "2.5"}, tmp_path)
     assert (res.processes[1].sigterm_timeout, res.processes[1].sigkill_timeout) == (1.0, 2.5)
 
 
 def test_global_actions_env_actions_and_group_forwarding(prefix, tmp_path, monkeypatch):
-    monkeypatch.setenv('LR_BASE', 'base')
-    monkeypatch.setenv('LR_PATHLIKE', '/a')
-    path = write(tmp_path, """
+    monkeypatch.setenv("LR_BASE", "base")
+    monkeypatch.setenv("LR_PATHLIKE", "/a")
+    path = write(
+        tmp_path,
+        """
         <launch>
           <arg name="outer" default="o"/>
           <set_env name="LR_SET" value="s"/>
@@ -415,27 +513,39 @@ def test_global_actions_env_actions_and_group_forwarding(prefix, tmp_path, monke
             <keep name="kept" value="$(var outer)-k"/>
             <executable cmd="x $(var kept) $(var outer unset)" name="fwd"/>
           </group>
-        </launch>""")
+        </launch>""",
+    )
     res = parse(path, tmp_path=tmp_path)
     n1, n2, fwd = res.processes
-    assert n1.cmd[1:] == ['--ros-args', '-r', '__node:=n1', '-p', 'use_sim_time:=True',
-                          '--params-file', n1.param_files[0].path,
-                          '-r', 'tf:=/robot/tf', '-r', 'a:=b']
-    assert n2.cmd[1:] == ['--ros-args', '-r', '__node:=n2']  # group-scoped global actions
-    assert n1.env['LR_SET'] == 's' and n1.env['LR_PATHLIKE'] == '/z:/a:/b'
-    assert 'LR_BASE' not in n1.env
+    assert n1.cmd[1:] == [
+        "--ros-args",
+        "-r",
+        "__node:=n1",
+        "-p",
+        "use_sim_time:=True",
+        "--params-file",
+        n1.param_files[0].path,
+        "-r",
+        "tf:=/robot/tf",
+        "-r",
+        "a:=b",
+    ]
+    assert n2.cmd[1:] == ["--ros-args", "-r", "__node:=n2"]  # group-scoped global actions
+    assert n1.env["LR_SET"] == "s" and n1.env["LR_PATHLIKE"] == "/z:/a:/b"
+    assert "LR_BASE" not in n1.env
     # forwarding=false: only <keep> configurations, environment reset to the original one
-    assert fwd.cmd == ['x', 'o-k', 'unset']
-    assert fwd.env['LR_BASE'] == 'base' and 'LR_SET' not in fwd.env
+    assert fwd.cmd == ["x", "o-k", "unset"]
+    assert fwd.env["LR_BASE"] == "base" and "LR_SET" not in fwd.env
 
 
 # ------------------------------------------------------------------------------------------
 # CLI: show-args, print, package lookup
 # ------------------------------------------------------------------------------------------
 
+
 def test_show_args_matches_ros2_launch(capsys, monkeypatch, tmp_path):
-    monkeypatch.setenv('AMENT_PREFIX_PATH', str(tmp_path))
-    assert cli_main(['-s', str(FIXTURES / 'show_args.launch.xml')]) == 0
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
+    assert cli_main(["-s", str(FIXTURES / "show_args.launch.xml")]) == 0
     assert capsys.readouterr().out == (
         "Arguments (pass arguments as '<name>:=<value>'):\n"
         "\n    'robot':\n        Robot name\n        (default: 'r1')\n"
@@ -445,46 +555,53 @@ def test_show_args_matches_ros2_launch(capsys, monkeypatch, tmp_path):
         "\n    'level':\n        Log level. Valid choices are: ['info', 'debug']\n"
         "        (default: 'info')\n"
         "\n    'cond':*\n        no description given\n        (default: 'x')\n"
-        "* argument(s) which are only used if specific conditions occur\n")
-    args = describe_launch_arguments(str(FIXTURES / 'include_parent.launch.xml'))
+        "* argument(s) which are only used if specific conditions occur\n"
+    )
+    args = describe_launch_arguments(str(FIXTURES / "include_parent.launch.xml"))
     assert args == []  # includes via $(dirname) cannot be described without a context
-    assert format_show_args(args).endswith('No arguments.\n')
+    assert format_show_args(args).endswith("No arguments.\n")
 
 
 def test_cli_package_lookup_and_print(prefix, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))  # generated params files go here
-    share = prefix / 'share' / 'demo' / 'launch' / 'sub'
-    (share / 'demo.launch.xml').write_text(
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # generated params files go here
+    share = prefix / "share" / "demo" / "launch" / "sub"
+    (share / "demo.launch.xml").write_text(
         '<launch><arg name="who" default="w"/>'
         '<node pkg="demo" exec="talker" name="$(var who)"><param name="p" value="1"/></node>'
-        '</launch>')
-    assert cli_main(['-p', 'demo', 'demo.launch.xml', 'who:=bob']) == 0
+        "</launch>"
+    )
+    assert cli_main(["-p", "demo", "demo.launch.xml", "who:=bob"]) == 0
     out = capsys.readouterr().out
-    talker = prefix / 'lib' / 'demo' / 'talker'
-    assert '[talker-1]' in out
-    assert f'cmd: {talker} --ros-args -r __node:=bob --params-file /' in out
-    assert '  params-file (generated) ' in out
-    assert '    /**:\n      ros__parameters:\n        p: 1' in out
+    talker = prefix / "lib" / "demo" / "talker"
+    assert "[talker-1]" in out
+    assert f"cmd: {talker} --ros-args -r __node:=bob --params-file /" in out
+    assert "  params-file (generated) " in out
+    assert "    /**:\n      ros__parameters:\n        p: 1" in out
     # duplicates in the share directory are an error, like ros2 launch
-    (prefix / 'share' / 'demo' / 'launch' / 'demo.launch.xml').write_text('<launch/>')
-    assert cli_main(['-p', 'demo', 'demo.launch.xml']) == 2
-    assert 'was found more than once' in capsys.readouterr().err
-    assert cli_main(['-p', 'demo', 'nothing.launch.xml']) == 2
-    assert 'was not found in the share directory' in capsys.readouterr().err
-    assert cli_main(['-p', str(share / 'demo.launch.xml'), 'bad_arg']) == 2
+    (prefix / "share" / "demo" / "launch" / "demo.launch.xml").write_text("<launch/>")
+    assert cli_main(["-p", "demo", "demo.launch.xml"]) == 2
+    assert "was found more than once" in capsys.readouterr().err
+    assert cli_main(["-p", "demo", "nothing.launch.xml"]) == 2
+    assert "was not found in the share directory" in capsys.readouterr().err
+    assert cli_main(["-p", str(share / "demo.launch.xml"), "bad_arg"]) == 2
 
 
 # ------------------------------------------------------------------------------------------
 # supervision (the runner runs as a subprocess, like `lumina_launch`)
 # ------------------------------------------------------------------------------------------
 
+
 def start_runner(path, tmp_path, *args):
     env = dict(os.environ)
-    env['PYTHONPATH'] = str(REPO) + os.pathsep + env.get('PYTHONPATH', '')
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen(
-        [PY, '-m', 'lumina_nodes.launch_runner', str(path), '--log-dir',
-         str(tmp_path / 'logs'), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=str(REPO))
+        [PY, "-m", "lumina_nodes.launch_runner", str(path), "--log-dir", str(tmp_path / "logs"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=str(REPO),
+    )
 
 
 def run_launch(path, tmp_path, *args, timeout=30):
@@ -493,9 +610,8 @@ def run_launch(path, tmp_path, *args, timeout=30):
     return proc.returncode, out
 
 
-def fake(name, env='', attrs=''):
-    envs = ''.join(f'<env name="{k}" value="{v}"/>' for k, v in
-                   (kv.split('=', 1) for kv in env.split() if kv))
+def fake(name, env="", attrs=""):
+    envs = "".join(f'<env name="{k}" value="{v}"/>' for k, v in (kv.split("=", 1) for kv in env.split() if kv))
     return f'<executable cmd="{PY} {FAKE}" name="{name}" {attrs}>{envs}</executable>'
 
 
@@ -506,62 +622,70 @@ def pid_lines(pidfile):
 
 
 def test_output_prefixing_logs_and_failure_status(tmp_path):
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
         <launch>
-          {fake('scr', 'FAKE_OUT=out1|out2 FAKE_ERR=err1', 'output="screen"')}
-          {fake('quiet', 'FAKE_OUT=hidden FAKE_ERR=shown FAKE_EXIT=3')}
-        </launch>""")
+          {fake("scr", "FAKE_OUT=out1|out2 FAKE_ERR=err1", 'output="screen"')}
+          {fake("quiet", "FAKE_OUT=hidden FAKE_ERR=shown FAKE_EXIT=3")}
+        </launch>""",
+    )
     rc, out = run_launch(path, tmp_path)
     assert rc != 0, out  # a node failed: unlike ros2 launch, the runner reports it
     lines = out.splitlines()
-    for expected in ('[scr-1] out1', '[scr-1] out2', '[scr-1] err1', '[quiet-2] shown'):
+    for expected in ("[scr-1] out1", "[scr-1] out2", "[scr-1] err1", "[quiet-2] shown"):
         assert expected in lines, out
-    assert '[quiet-2] hidden' not in lines  # output=log: stdout only goes to the log files
-    assert any(ln.startswith('[INFO] [scr-1]: process started with pid [') for ln in lines)
-    assert any(ln.startswith('[INFO] [scr-1]: process has finished cleanly [pid ') for ln in lines)
-    died = [ln for ln in lines if ln.startswith('[ERROR] [quiet-2]: process has died [pid ')]
+    assert "[quiet-2] hidden" not in lines  # output=log: stdout only goes to the log files
+    assert any(ln.startswith("[INFO] [scr-1]: process started with pid [") for ln in lines)
+    assert any(ln.startswith("[INFO] [scr-1]: process has finished cleanly [pid ") for ln in lines)
+    died = [ln for ln in lines if ln.startswith("[ERROR] [quiet-2]: process has died [pid ")]
     assert died and f"exit code 3, cmd '{PY} {FAKE}']." in died[0]
-    logs = tmp_path / 'logs'
-    assert (logs / 'quiet-2.log').read_text().splitlines() == ['hidden', 'shown'] or \
-        sorted((logs / 'quiet-2.log').read_text().splitlines()) == ['hidden', 'shown']
-    launch_log = (logs / 'launch.log').read_text()
-    assert '[quiet-2] hidden' in launch_log and 'process has died' in launch_log
+    logs = tmp_path / "logs"
+    assert (logs / "quiet-2.log").read_text().splitlines() == ["hidden", "shown"] or sorted(
+        (logs / "quiet-2.log").read_text().splitlines()
+    ) == ["hidden", "shown"]
+    launch_log = (logs / "launch.log").read_text()
+    assert "[quiet-2] hidden" in launch_log and "process has died" in launch_log
     # all good -> 0
-    ok = write(tmp_path, f'<launch>{fake("ok", "FAKE_OUT=x")}</launch>', 'ok.launch.xml')
+    ok = write(tmp_path, f"<launch>{fake('ok', 'FAKE_OUT=x')}</launch>", "ok.launch.xml")
     assert run_launch(ok, tmp_path)[0] == 0
 
 
 def test_respawn_with_delay_and_required_node_ends_launch(tmp_path):
-    pidfile = tmp_path / 'pids'
-    path = write(tmp_path, f"""
+    pidfile = tmp_path / "pids"
+    path = write(
+        tmp_path,
+        f"""
         <launch>
-          {fake('flappy', f'FAKE_PIDFILE={pidfile} FAKE_EXIT=0',
-                'respawn="true" respawn_delay="0.6"')}
-          {fake('sleeper', f'FAKE_SLEEP=60')}
-          {fake('boss', 'FAKE_SLEEP=2.5', 'on_exit="shutdown"')}
-        </launch>""")
+          {fake("flappy", f"FAKE_PIDFILE={pidfile} FAKE_EXIT=0", 'respawn="true" respawn_delay="0.6"')}
+          {fake("sleeper", "FAKE_SLEEP=60")}
+          {fake("boss", "FAKE_SLEEP=2.5", 'on_exit="shutdown"')}
+        </launch>""",
+    )
     t0 = time.monotonic()
     rc, out = run_launch(path, tmp_path)
     elapsed = time.monotonic() - t0
     assert rc == 0, out  # sleeper stopped by the runner's SIGINT counts as clean
     assert elapsed < 10, out  # the required node ended the launch (sleeper would run 60 s)
-    starts = [float(t) for role, pid, t in pid_lines(pidfile) if role == 'node']
+    starts = [float(t) for role, pid, t in pid_lines(pidfile) if role == "node"]
     assert 3 <= len(starts) <= 6, (starts, out)
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert all(g >= 0.55 for g in gaps), gaps
-    assert out.count('[INFO] [flappy-1]: process started with pid') == len(starts)
+    assert out.count("[INFO] [flappy-1]: process started with pid") == len(starts)
     assert "sending signal 'SIGINT' to process[sleeper-2]" in out
 
 
 def test_sigterm_to_runner_kills_everything_with_escalation(tmp_path):
-    pidfile = tmp_path / 'pids'
-    path = write(tmp_path, f"""
+    pidfile = tmp_path / "pids"
+    path = write(
+        tmp_path,
+        f"""
         <launch>
-          {fake('stubborn',
-                f'FAKE_PIDFILE={pidfile} FAKE_IGNORE=INT FAKE_GRANDCHILD=1 FAKE_SLEEP=60')}
-          {fake('polite', f'FAKE_PIDFILE={pidfile} FAKE_SLEEP=60')}
-        </launch>""")
-    proc = start_runner(path, tmp_path, 'sigterm_timeout:=1.5', 'sigkill_timeout:=1.5')
+          {fake("stubborn", f"FAKE_PIDFILE={pidfile} FAKE_IGNORE=INT FAKE_GRANDCHILD=1 FAKE_SLEEP=60")}
+          {fake("polite", f"FAKE_PIDFILE={pidfile} FAKE_SLEEP=60")}
+        </launch>""",
+    )
+    proc = start_runner(path, tmp_path, "sigterm_timeout:=1.5", "sigkill_timeout:=1.5")
     try:
         deadline = time.monotonic() + 10
         while len(pid_lines(pidfile)) < 3 and time.monotonic() < deadline:
@@ -578,68 +702,78 @@ def test_sigterm_to_runner_kills_everything_with_escalation(tmp_path):
             proc.kill()
     # stubborn ignores SIGINT: SIGTERM after sigterm_timeout (1.5 s), which ends it cleanly
     assert 1.4 <= elapsed < 4.5, (elapsed, out)
-    assert ("process[stubborn-1] failed to terminate '1.5' seconds after receiving 'SIGINT', "
-            "escalating to 'SIGTERM'") in out
-    assert 'SIGKILL' not in out
+    assert (
+        "process[stubborn-1] failed to terminate '1.5' seconds after receiving 'SIGINT', escalating to 'SIGTERM'"
+    ) in out
+    assert "SIGKILL" not in out
     assert proc.returncode == 0, out
     for pid in pids.values():
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == \
-            psutil.STATUS_ZOMBIE, (pid, out)
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, (pid, out)
 
 
 def test_sigkill_escalation_timing_and_failure_status(tmp_path):
-    pidfile = tmp_path / 'pids'
-    path = write(tmp_path, f"""
+    pidfile = tmp_path / "pids"
+    path = write(
+        tmp_path,
+        f"""
         <launch>
-          {fake('immortal', f'FAKE_PIDFILE={pidfile} FAKE_IGNORE=INT,TERM FAKE_SLEEP=60')}
-          {fake('quick', 'FAKE_SLEEP=0.3', 'on_exit="shutdown"')}
-        </launch>""")
+          {fake("immortal", f"FAKE_PIDFILE={pidfile} FAKE_IGNORE=INT,TERM FAKE_SLEEP=60")}
+          {fake("quick", "FAKE_SLEEP=0.3", 'on_exit="shutdown"')}
+        </launch>""",
+    )
     t0 = time.monotonic()
-    rc, out = run_launch(path, tmp_path, 'sigterm_timeout:=1', 'sigkill_timeout:=1')
+    rc, out = run_launch(path, tmp_path, "sigterm_timeout:=1", "sigkill_timeout:=1")
     elapsed = time.monotonic() - t0
     assert rc != 0, out  # immortal had to be SIGKILLed
     assert "escalating to 'SIGTERM'" in out and "escalating to 'SIGKILL'" in out
     assert 2.0 <= elapsed < 7.0, (elapsed, out)
     (pid,) = [int(p) for role, p, _ in pid_lines(pidfile)]
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    died = [ln for ln in out.splitlines() if '[immortal-1]: process has died' in ln]
-    assert died and 'exit code -9' in died[0]
+    died = [ln for ln in out.splitlines() if "[immortal-1]: process has died" in ln]
+    assert died and "exit code -9" in died[0]
 
 
 def test_idle_launch_stops_leftover_grandchildren(tmp_path):
-    pidfile = tmp_path / 'pids'
-    path = write(tmp_path, f"""
+    pidfile = tmp_path / "pids"
+    path = write(
+        tmp_path,
+        f"""
         <launch>
-          {fake('parent', f'FAKE_PIDFILE={pidfile} FAKE_GRANDCHILD=1 FAKE_SLEEP=0.3')}
+          {fake("parent", f"FAKE_PIDFILE={pidfile} FAKE_GRANDCHILD=1 FAKE_SLEEP=0.3")}
         </launch>
-        """)
+        """,
+    )
     rc, out = run_launch(path, tmp_path, timeout=20)
     roles = {role: int(pid) for role, pid, _ in pid_lines(pidfile)}
-    assert set(roles) == {'node', 'grandchild'}, out
-    assert 'still has running processes' in out
-    assert not psutil.pid_exists(roles['grandchild']) or \
-        psutil.Process(roles['grandchild']).status() == psutil.STATUS_ZOMBIE
+    assert set(roles) == {"node", "grandchild"}, out
+    assert "still has running processes" in out
+    assert (
+        not psutil.pid_exists(roles["grandchild"])
+        or psutil.Process(roles["grandchild"]).status() == psutil.STATUS_ZOMBIE
+    )
     assert rc == 0, out  # the grandchild stopped on SIGINT
 
 
 def test_node_from_package_runs_with_exact_argv(prefix, tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         <launch>
           <node pkg="demo" exec="talker" name="t" namespace="n" output="screen">
             <env name="FAKE_ARGV" value="1"/>
             <remap from="a" to="b"/>
           </node>
-        </launch>""")
+        </launch>""",
+    )
     rc, out = run_launch(path, tmp_path)
     assert rc == 0, out
-    argv = [json.loads(ln.split('ARGV ', 1)[1]) for ln in out.splitlines() if 'ARGV ' in ln]
-    assert argv == [['--ros-args', '-r', '__node:=t', '-r', '__ns:=/n', '-r', 'a:=b']], out
+    argv = [json.loads(ln.split("ARGV ", 1)[1]) for ln in out.splitlines() if "ARGV " in ln]
+    assert argv == [["--ros-args", "-r", "__node:=t", "-r", "__ns:=/n", "-r", "a:=b"]], out
 
 
 def test_children_die_if_the_runner_is_killed_abruptly(tmp_path):
-    pidfile = tmp_path / 'pids'
-    path = write(tmp_path, f"<launch>{fake('child', f'FAKE_PIDFILE={pidfile} FAKE_SLEEP=60')}"
-                           '</launch>')
+    pidfile = tmp_path / "pids"
+    path = write(tmp_path, f"<launch>{fake('child', f'FAKE_PIDFILE={pidfile} FAKE_SLEEP=60')}</launch>")
     proc = start_runner(path, tmp_path)
     try:
         deadline = time.monotonic() + 10
@@ -650,13 +784,12 @@ def test_children_die_if_the_runner_is_killed_abruptly(tmp_path):
         proc.communicate(timeout=10)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            if not psutil.pid_exists(child) or \
-                    psutil.Process(child).status() == psutil.STATUS_ZOMBIE:
+            if not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE:
                 break
             time.sleep(0.05)
         else:
             psutil.Process(child).kill()
-            pytest.fail('child survived the runner being SIGKILLed')
+            pytest.fail("child survived the runner being SIGKILLed")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -664,13 +797,16 @@ def test_children_die_if_the_runner_is_killed_abruptly(tmp_path):
 
 def test_emulate_tty_gives_the_child_a_terminal(tmp_path):
     code = "import sys; print('tty', sys.stdout.isatty(), sys.stderr.isatty())"
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
         <launch>
           <executable cmd="{PY} -c &quot;{code}&quot;" name="tty" output="screen"
                       emulate_tty="true"/>
           <executable cmd="{PY} -c &quot;{code}&quot;" name="pipe" output="screen"/>
-        </launch>""")
+        </launch>""",
+    )
     rc, out = run_launch(path, tmp_path)
     assert rc == 0, out
     lines = out.splitlines()
-    assert '[tty-1] tty True True' in lines and '[pipe-2] tty False False' in lines, out
+    assert "[tty-1] tty True True" in lines and "[pipe-2] tty False False" in lines, out

@@ -1,11 +1,12 @@
 """Sleeper + jewel oscillator model: cycle statistics, stage drift, slew/clamp, exact integration,
 determinism, drills."""
+
 import math
 
 import numpy as np
 import pytest
 
-from lumina_nodes.models.sleeper import N1, N2, N3, REM, W, SleeperModel, SleeperParams, wrap_phase
+from lumina_nodes.models.sleeper import N1, N2, N3, REM, SleeperModel, SleeperParams, W, wrap_phase
 
 
 def run_night(k=120, seed=3, hours=8.0, sample=30.0, **kw):
@@ -50,7 +51,7 @@ def test_stage_cycle_is_about_90_minutes(night):
     allowed = {(W, N1), (N1, N2), (N2, N3), (N3, N2), (N2, REM), (REM, W)}
     a, b = stages[:-1].ravel(), stages[1:].ravel()
     ch = a != b
-    assert {(int(x), int(y)) for x, y in zip(a[ch], b[ch])} <= allowed
+    assert {(int(x), int(y)) for x, y in zip(a[ch], b[ch], strict=True)} <= allowed
 
 
 def test_stage_time_shares(night):
@@ -118,8 +119,9 @@ def test_large_dt_is_exact():
     assert np.allclose(a.natural, b.natural, atol=1e-12)
     assert np.max(np.abs(wrap_phase(a.phase - b.phase))) < 1e-8
     # and against the closed form for one jewel: phase advance = 2 pi * integral of natural + offset
-    c = SleeperModel(1, seed=9, params=SleeperParams(phase_diffusion=0.0, tau_natural=1e12,
-                                                     start_pos_lo=0.2, start_pos_hi=0.2))
+    c = SleeperModel(
+        1, seed=9, params=SleeperParams(phase_diffusion=0.0, tau_natural=1e12, start_pos_lo=0.2, start_pos_hi=0.2)
+    )
     ph0, f0 = c.phase[0], c.natural[0]
     c.set_offset_target([0], 0.2)  # ramp for 0.4 s, then constant: integral = 0.04 + 0.2 * 9.6
     c.advance(10.0)
@@ -180,15 +182,24 @@ def test_phase_scramble_and_validation():
     assert len(idx) == 30
     assert np.all(m.phase[idx] != ph[idx])
     assert np.array_equal(np.delete(m.phase, idx), np.delete(ph, idx))
-    for bad in (dict(fraction=1.5, groups=2, separation=0.1), dict(fraction=0.5, groups=1, separation=0.1),
-                dict(fraction=0.5, groups=2, separation=float("nan"))):
+    for bad in (
+        dict(fraction=1.5, groups=2, separation=0.1),
+        dict(fraction=0.5, groups=1, separation=0.1),
+        dict(fraction=0.5, groups=2, separation=float("nan")),
+    ):
         with pytest.raises(ValueError):
             m.inject_overlapping(**bad)
 
 
 # ------------------------------------------------------------------------------------------------ sim backend
-from lumina_nodes.backends.jewel import (STATUS_FAULT, STATUS_LOW_BATTERY, STATUS_STALE, JewelBackend,  # noqa: E402
-                                         SimJewelBackend, make_jewel_backend)
+from lumina_nodes.backends.jewel import (  # noqa: E402
+    STATUS_FAULT,
+    STATUS_LOW_BATTERY,
+    STATUS_STALE,
+    JewelBackend,
+    SimJewelBackend,
+    make_jewel_backend,
+)
 
 
 def run_sim(b, t0, t1, rate=50.0):
@@ -199,8 +210,9 @@ def run_sim(b, t0, t1, rate=50.0):
 
 
 def test_sim_backend_snapshot_shapes_and_link():
-    b = make_jewel_backend("sim", first_id=500, count=50, seed=2, latency=0.02, latency_jitter=0.01,
-                           dropout_rate=0.05, dropout_mean=0.5)
+    b = make_jewel_backend(
+        "sim", first_id=500, count=50, seed=2, latency=0.02, latency_jitter=0.01, dropout_rate=0.05, dropout_mean=0.5
+    )
     assert isinstance(b, JewelBackend)
     b.start()
     snaps = run_sim(b, 100.0, 120.0)
@@ -221,11 +233,22 @@ def test_sim_backend_snapshot_shapes_and_link():
 
 def test_sim_backend_command_validation_counts_every_element():
     b = SimJewelBackend(first_id=10, count=5, seed=0)
-    r = b.apply_command([10, 11, 11, 99, 12, 13, 14, 10.5], [0.1, 0.1, 0.1, 0.0, np.inf, 0.26, 0.0, 0.0],
-                        [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, -0.1, 0.5], 0.0)
+    r = b.apply_command(
+        [10, 11, 11, 99, 12, 13, 14, 10.5],
+        [0.1, 0.1, 0.1, 0.0, np.inf, 0.26, 0.0, 0.0],
+        [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, -0.1, 0.5],
+        0.0,
+    )
     assert r.accepted == 1
-    assert r.rejected == {"length_mismatch": 0, "unknown_id": 2, "duplicate_id": 2, "non_finite": 1,
-                          "offset_limit": 1, "intensity_range": 1, "link_down": 0}
+    assert r.rejected == {
+        "length_mismatch": 0,
+        "unknown_id": 2,
+        "duplicate_id": 2,
+        "non_finite": 1,
+        "offset_limit": 1,
+        "intensity_range": 1,
+        "link_down": 0,
+    }
     assert r.accepted + r.rejected_total == 8
     r = b.apply_command([10, 11], [0.1], [0.5, 0.5], 0.0)
     assert r.accepted == 0 and r.rejected["length_mismatch"] == 2 and "length mismatch" in r.message
@@ -271,8 +294,14 @@ def test_sim_backend_drills():
     assert all(np.all(x.status & (STATUS_FAULT | STATUS_STALE) == 0) for x in snaps)
     ok, msg, _ = b.inject("clear", now=4.0)
     assert ok and np.all(b.model.drill_group == -1)
-    for bad in (dict(kind=9), dict(kind="earthquake"), dict(kind=0, fraction=2.0),
-                dict(kind=0, fraction=0.5, groups=1), dict(kind=2, report_loss=-0.1), dict(kind=0, duration=-1)):
+    for bad in (
+        dict(kind=9),
+        dict(kind="earthquake"),
+        dict(kind=0, fraction=2.0),
+        dict(kind=0, fraction=0.5, groups=1),
+        dict(kind=2, report_loss=-0.1),
+        dict(kind=0, duration=-1),
+    ):
         ok, msg, n = b.inject(**bad)
         assert not ok and n == 0 and "rejected" in msg
     names = [d[1] for d in b.diagnostics()]

@@ -1,29 +1,41 @@
 """The jewel driver node in its own process: state batches, commands, rejects, the disruption drill."""
+
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from harness import package_executable
 
+from harness import package_executable
 from lumina_nodes.fastpath import from_field, to_field
 from lumina_nodes.msg import JewelCommandBatch, JewelStateBatch
 from lumina_nodes.nodes.common import BATCH_QOS
 from lumina_nodes.srv import InjectDisruption
 
-NS = '/plaza_t'
+NS = "/plaza_t"
 FIRST_ID, COUNT = 1001, 200
 
 
 @pytest.fixture
 def driver(processes, ros_node):
-    process = processes.start_node('jewel_driver', '-r', f'__ns:={NS}', '-p', f'first_id:={FIRST_ID}',
-                                   '-p', f'jewel_count:={COUNT}', '-p', 'seed:=3', '-p', 'dropout_rate:=0.0')
+    process = processes.start_node(
+        "jewel_driver",
+        "-r",
+        f"__ns:={NS}",
+        "-p",
+        f"first_id:={FIRST_ID}",
+        "-p",
+        f"jewel_count:={COUNT}",
+        "-p",
+        "seed:=3",
+        "-p",
+        "dropout_rate:=0.0",
+    )
     states, diagnostics = [], []
-    ros_node.node.create_subscription(JewelStateBatch, f'{NS}/jewels/state', states.append, BATCH_QOS)
-    ros_node.node.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
-    command_pub = ros_node.node.create_publisher(JewelCommandBatch, f'{NS}/jewels/command', BATCH_QOS)
-    ros_node.wait_for_publishers(f'{NS}/jewels/state')
-    ros_node.wait_for_subscribers(f'{NS}/jewels/command')
-    ros_node.spin_until(lambda: len(states) >= 3, 10, 'state batches')
+    ros_node.node.create_subscription(JewelStateBatch, f"{NS}/jewels/state", states.append, BATCH_QOS)
+    ros_node.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    command_pub = ros_node.node.create_publisher(JewelCommandBatch, f"{NS}/jewels/command", BATCH_QOS)
+    ros_node.wait_for_publishers(f"{NS}/jewels/state")
+    ros_node.wait_for_subscribers(f"{NS}/jewels/command")
+    ros_node.spin_until(lambda: len(states) >= 3, 10, "state batches")
     return process, states, diagnostics, command_pub
 
 
@@ -35,7 +47,7 @@ def latest_values(diagnostics, name_part):
     return {}
 
 
-def command(ids, offsets, intensity=None, driver_id='plaza_t'):
+def command(ids, offsets, intensity=None, driver_id="plaza_t"):
     msg = JewelCommandBatch(driver_id=driver_id)
     msg.ids = to_field(ids, np.uint32)
     msg.frequency_offset = to_field(offsets, np.float64)
@@ -48,11 +60,11 @@ def test_state_batches_describe_the_plaza(driver, ros_node):
     _, states, _, _ = driver
     states.clear()
     ros_node.spin_for(2.0)
-    assert 80 <= len(states) <= 110, f'{len(states)} batches in 2 s at 50 Hz'
+    assert 80 <= len(states) <= 110, f"{len(states)} batches in 2 s at 50 Hz"
     seqs = [m.seq for m in states]
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), 'batches lost or reordered'
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "batches lost or reordered"
     msg = states[-1]
-    assert msg.driver_id == 'plaza_t'
+    assert msg.driver_id == "plaza_t"
     ids = from_field(msg.ids, np.uint32)
     assert np.array_equal(np.sort(ids), np.arange(FIRST_ID, FIRST_ID + COUNT))
     phase = from_field(msg.phase, np.float64)
@@ -63,7 +75,9 @@ def test_state_batches_describe_the_plaza(driver, ros_node):
     assert len(msg.intensity) == len(msg.status) == len(msg.frequency_offset) == COUNT
     # phases advance at the reported frequencies between two batches
     first, last = states[0], states[-1]
-    dt = (last.header.stamp.sec - first.header.stamp.sec) + (last.header.stamp.nanosec - first.header.stamp.nanosec) * 1e-9
+    dt = (last.header.stamp.sec - first.header.stamp.sec) + (
+        last.header.stamp.nanosec - first.header.stamp.nanosec
+    ) * 1e-9
     assert 1.5 < dt < 2.5
 
 
@@ -74,96 +88,120 @@ def test_commands_move_offsets_within_slew_limit(driver, ros_node):
     states.clear()
     ros_node.spin_for(0.3)
     early = from_field(states[-1].frequency_offset, np.float64)
-    assert np.all(early < 0.2 - 0.02), 'offset jumped instead of slewing at <= 0.5 Hz/s'
-    ros_node.spin_until(lambda: np.allclose(from_field(states[-1].frequency_offset, np.float64), 0.2, atol=1e-6),
-                        3.0, 'offsets reaching 0.2 Hz')
+    assert np.all(early < 0.2 - 0.02), "offset jumped instead of slewing at <= 0.5 Hz/s"
+    ros_node.spin_until(
+        lambda: np.allclose(from_field(states[-1].frequency_offset, np.float64), 0.2, atol=1e-6),
+        3.0,
+        "offsets reaching 0.2 Hz",
+    )
 
 
 def test_bad_commands_are_rejected_and_counted(driver, ros_node):
     _, states, diagnostics, command_pub = driver
     ids = np.arange(FIRST_ID, FIRST_ID + 10, dtype=np.uint32)
     offsets = np.zeros(10)
-    offsets[0] = np.nan                 # non-finite
-    offsets[1] = 0.9                    # beyond the 0.25 Hz comfort limit
+    offsets[0] = np.nan  # non-finite
+    offsets[1] = 0.9  # beyond the 0.25 Hz comfort limit
     bad_ids = ids.copy()
-    bad_ids[2] = 999_999                # unknown id
-    bad_ids[3] = bad_ids[4]             # duplicate: both rejected
+    bad_ids[2] = 999_999  # unknown id
+    bad_ids[3] = bad_ids[4]  # duplicate: both rejected
     command_pub.publish(command(bad_ids, offsets))
-    command_pub.publish(command(ids[:5], np.zeros(4)))                  # length mismatch: whole batch
-    command_pub.publish(command(ids, np.zeros(10), driver_id='plaza_x'))  # addressed to another driver
+    command_pub.publish(command(ids[:5], np.zeros(4)))  # length mismatch: whole batch
+    command_pub.publish(command(ids, np.zeros(10), driver_id="plaza_x"))  # addressed to another driver
     diagnostics.clear()
 
     def counted():
-        values = latest_values(diagnostics, 'jewel_driver: driver')
-        return values.get('command_batches_rejected') == '3'
+        values = latest_values(diagnostics, "jewel_driver: driver")
+        return values.get("command_batches_rejected") == "3"
 
-    ros_node.spin_until(counted, 5, 'diagnostics counting the rejected batches')
-    values = latest_values(diagnostics, 'jewel_driver: driver')
-    assert values['command_rejected_non_finite'] == '1'
-    assert values['command_rejected_offset_limit'] == '1'
-    assert values['command_rejected_unknown_id'] == '1'
-    assert values['command_rejected_duplicate_id'] == '2'
-    assert values['command_rejected_length_mismatch'] == '5'
-    assert values['command_elements_accepted'] == '5'
+    ros_node.spin_until(counted, 5, "diagnostics counting the rejected batches")
+    values = latest_values(diagnostics, "jewel_driver: driver")
+    assert values["command_rejected_non_finite"] == "1"
+    assert values["command_rejected_offset_limit"] == "1"
+    assert values["command_rejected_unknown_id"] == "1"
+    assert values["command_rejected_duplicate_id"] == "2"
+    assert values["command_rejected_length_mismatch"] == "5"
+    assert values["command_elements_accepted"] == "5"
     # the valid elements of the mixed batch were applied, the bad ones never used
-    offset = dict(zip(from_field(states[-1].ids, np.uint32), from_field(states[-1].frequency_offset, np.float64)))
+    offset = dict(
+        zip(from_field(states[-1].ids, np.uint32), from_field(states[-1].frequency_offset, np.float64), strict=True)
+    )
     assert offset[int(ids[0])] == 0.0 and offset[int(ids[1])] == 0.0
 
 
 def test_disruption_drill_splits_frequencies_into_groups(driver, ros_node):
     _, states, _, _ = driver
-    client = ros_node.node.create_client(InjectDisruption, f'{NS}/inject_disruption')
+    client = ros_node.node.create_client(InjectDisruption, f"{NS}/inject_disruption")
     assert client.wait_for_service(timeout_sec=10)
-    request = InjectDisruption.Request(kind=InjectDisruption.Request.KIND_OVERLAPPING_FREQUENCIES,
-                                       fraction=1.0, groups=2, separation=0.1, seed=5)
+    request = InjectDisruption.Request(
+        kind=InjectDisruption.Request.KIND_OVERLAPPING_FREQUENCIES, fraction=1.0, groups=2, separation=0.1, seed=5
+    )
     future = client.call_async(request)
-    ros_node.spin_until(future.done, 10, 'inject_disruption response')
+    ros_node.spin_until(future.done, 10, "inject_disruption response")
     response = future.result()
     assert response.accepted, response.message
     assert response.jewels_affected == COUNT
     states.clear()
-    ros_node.spin_until(lambda: len(states) >= 2, 5, 'state after the drill')
+    ros_node.spin_until(lambda: len(states) >= 2, 5, "state after the drill")
     msg = states[-1]
     natural = from_field(msg.frequency, np.float64) - from_field(msg.frequency_offset, np.float64)
-    low, high = np.sort(natural)[: COUNT // 4], np.sort(natural)[-COUNT // 4:]
+    low, high = np.sort(natural)[: COUNT // 4], np.sort(natural)[-COUNT // 4 :]
     gap = np.diff(np.sort(natural)).max()
     assert high.mean() - low.mean() == pytest.approx(0.1, abs=0.03)
-    assert gap > 0.03, 'no gap between the two frequency groups'
+    assert gap > 0.03, "no gap between the two frequency groups"
 
     bad = client.call_async(InjectDisruption.Request(kind=9))
-    ros_node.spin_until(bad.done, 10, 'response to an invalid request')
-    assert not bad.result().accepted and 'kind' in bad.result().message
+    ros_node.spin_until(bad.done, 10, "response to an invalid request")
+    assert not bad.result().accepted and "kind" in bad.result().message
 
 
 def test_serial_driver_node_talks_to_the_emulator_on_a_pty(processes, ros_node, tmp_path):
-    link = tmp_path / 'ttyJEWEL'
-    emulator = processes.start([package_executable('jewel_emulator'), '--jewels', '6', '--first-id', '500',
-                                '--seed', '2', '--rate', '50', '--link', str(link)], name='emulator')
-    emulator.wait_for_output(r'/dev/pts/\d+')
-    processes.start_node('jewel_driver', '-r', '__ns:=/plaza_s', '-p', 'backend:=serial', '-p', f'port:={link}')
+    link = tmp_path / "ttyJEWEL"
+    emulator = processes.start(
+        [
+            package_executable("jewel_emulator"),
+            "--jewels",
+            "6",
+            "--first-id",
+            "500",
+            "--seed",
+            "2",
+            "--rate",
+            "50",
+            "--link",
+            str(link),
+        ],
+        name="emulator",
+    )
+    emulator.wait_for_output(r"/dev/pts/\d+")
+    processes.start_node("jewel_driver", "-r", "__ns:=/plaza_s", "-p", "backend:=serial", "-p", f"port:={link}")
     states = []
-    ros_node.node.create_subscription(JewelStateBatch, '/plaza_s/jewels/state', states.append, BATCH_QOS)
-    command_pub = ros_node.node.create_publisher(JewelCommandBatch, '/plaza_s/jewels/command', BATCH_QOS)
-    ros_node.spin_until(lambda: states and len(states[-1].ids) == 6, 15, 'states of the 6 emulated jewels')
+    ros_node.node.create_subscription(JewelStateBatch, "/plaza_s/jewels/state", states.append, BATCH_QOS)
+    command_pub = ros_node.node.create_publisher(JewelCommandBatch, "/plaza_s/jewels/command", BATCH_QOS)
+    ros_node.spin_until(lambda: states and len(states[-1].ids) == 6, 15, "states of the 6 emulated jewels")
     ids = from_field(states[-1].ids, np.uint32)
     assert sorted(ids.tolist()) == list(range(500, 506))
     assert np.all(np.abs(from_field(states[-1].phase, np.float64)) <= np.pi)
-    ros_node.wait_for_subscribers('/plaza_s/jewels/command')
-    command_pub.publish(command(ids, np.full(6, -0.1), driver_id='plaza_s'))
-    ros_node.spin_until(lambda: np.allclose(from_field(states[-1].frequency_offset, np.float64), -0.1, atol=1e-3),
-                        5, 'the emulated jewels applying the commanded offset')
+    ros_node.wait_for_subscribers("/plaza_s/jewels/command")
+    command_pub.publish(command(ids, np.full(6, -0.1), driver_id="plaza_s"))
+    ros_node.spin_until(
+        lambda: np.allclose(from_field(states[-1].frequency_offset, np.float64), -0.1, atol=1e-3),
+        5,
+        "the emulated jewels applying the commanded offset",
+    )
 
 
 def test_driver_follows_sim_time_faster_than_real_time(processes, ros_node):
-    from rosgraph_msgs.msg import Clock
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    clock_pub = ros_node.node.create_publisher(Clock, '/clock', QoSProfile(depth=1,
-                                                                          reliability=ReliabilityPolicy.BEST_EFFORT))
-    processes.start_node('jewel_driver', '-r', '__ns:=/plaza_sim', '-p', 'jewel_count:=20',
-                         '-p', 'use_sim_time:=true')
+    from rosgraph_msgs.msg import Clock
+
+    clock_pub = ros_node.node.create_publisher(
+        Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+    )
+    processes.start_node("jewel_driver", "-r", "__ns:=/plaza_sim", "-p", "jewel_count:=20", "-p", "use_sim_time:=true")
     states = []
-    ros_node.node.create_subscription(JewelStateBatch, '/plaza_sim/jewels/state', states.append, BATCH_QOS)
-    ros_node.wait_for_subscribers('/clock')
+    ros_node.node.create_subscription(JewelStateBatch, "/plaza_sim/jewels/state", states.append, BATCH_QOS)
+    ros_node.wait_for_subscribers("/clock")
     sim = 1000.0
 
     def tick(seconds):  # sim time runs 10x faster than the wall clock
@@ -174,7 +212,7 @@ def test_driver_follows_sim_time_faster_than_real_time(processes, ros_node):
             ros_node.spin_for(0.01)
 
     tick(1.0)
-    assert states, 'no state batch under sim time'
+    assert states, "no state batch under sim time"
     first = stamp_seconds(states[-1])
     tick(2.0)
     last = stamp_seconds(states[-1])
@@ -184,6 +222,7 @@ def test_driver_follows_sim_time_faster_than_real_time(processes, ros_node):
 
 def ros_node_time(seconds):
     from builtin_interfaces.msg import Time
+
     return Time(sec=int(seconds), nanosec=int((seconds % 1) * 1e9))
 
 
@@ -192,9 +231,9 @@ def stamp_seconds(msg):
 
 
 def test_invalid_configuration_exits_with_a_clear_error(processes):
-    driver = processes.start_node('jewel_driver', '-p', 'backend:=serial')  # no port
+    driver = processes.start_node("jewel_driver", "-p", "backend:=serial")  # no port
     assert driver.popen.wait(timeout=20) == 1
     assert "backend 'serial' needs the 'port' parameter" in driver.output()
-    sync = processes.start_node('synchronizer', '-p', 'max_offset_hz:=-1.0')
+    sync = processes.start_node("synchronizer", "-p", "max_offset_hz:=-1.0")
     assert sync.popen.wait(timeout=20) == 1
-    assert 'max_offset_hz' in sync.output()
+    assert "max_offset_hz" in sync.output()

@@ -1,0 +1,83 @@
+"""The constants of the interface contract, for the code that does not import rclpy (models, backends, kernels).
+
+Each class mirrors one group of constants of a generated interface, member for member (``JewelStatus.STALE`` is
+``JewelStateBatch.STATUS_STALE``); test/contract/test_constants.py checks that they still match the generated
+messages. Nodes may use either; ROS-free code uses these.
+"""
+
+import enum
+
+
+class JewelStatus(enum.IntFlag):
+    """``JewelStateBatch.STATUS_*``: per-jewel status bits."""
+
+    OK = 0
+    STALE = 1
+    LOW_BATTERY = 2
+    FAULT = 4
+
+
+class DisruptionKind(enum.IntEnum):
+    """``InjectDisruption.Request.KIND_*``: the drills a driver can inject."""
+
+    OVERLAPPING_FREQUENCIES = 0
+    PHASE_SCRAMBLE = 1
+    LINK_DEGRADATION = 2
+    CLEAR = 3
+
+
+class SleepStage(enum.IntEnum):
+    """``BioDreamSample.STAGE_*``: AASM sleep stages (UNKNOWN: no valid staging)."""
+
+    W = 0
+    N1 = 1
+    N2 = 2
+    N3 = 3
+    REM = 4
+    UNKNOWN = 255
+
+
+#: ``BioDreamSample.JEWEL_NONE``: the participant wears no jewel.
+JEWEL_NONE = 0xFFFFFFFF
+
+
+class ClusterResolution(enum.IntEnum):
+    """``ClusterState.RESOLUTION_*``: how the synchronizer resolves a frequency cluster."""
+
+    NONE = 0
+    MERGING = 1
+    SEPARATE_CHANNEL = 2
+
+
+class SyncMode(enum.IntEnum):
+    """``SyncState.MODE_*``: the synchronizer's control law."""
+
+    CONTROLLER = 0
+    KURAMOTO = 1
+
+
+class FestivalStatus(enum.IntEnum):
+    """``FestivalState.STATUS_*``."""
+
+    IDLE = 0
+    RUNNING = 1
+    PAUSED = 2
+    FINISHED = 3
+    ABORTED = 4
+
+
+class EventLevel(enum.IntEnum):
+    """``FestivalEvent.LEVEL_*``."""
+
+    INFO = 0
+    WARN = 1
+    ERROR = 2
+
+
+class DiagnosticLevel(enum.IntEnum):
+    """``diagnostic_msgs/DiagnosticStatus`` levels (the message stores them as one byte)."""
+
+    OK = 0
+    WARN = 1
+    ERROR = 2
+    STALE = 3

@@ -308,10 +308,6 @@ def parse_substitution(text: str) -> Template:
     return _SubstParser(text).template()
 
 
-def _is_plain(t: Template) -> bool:
-    return all(isinstance(p, str) for p in t)
-
-
 def _describe(t: Template) -> str:
     """Like Substitution.describe() joined with ' + ' (used by --show-args)."""
     out = []
@@ -974,9 +970,7 @@ def _do_group(ctx, el):
         ctx.configs, ctx.env = saved_configs, saved_env
 
 
-def _declared_args(
-    ctx: _Context, root: XElement, *, static: bool, conditional=False, ild=None, out=None, seen_files=None
-):
+def _declared_args(ctx: _Context, root: XElement, *, conditional=False, ild=None, out=None, seen_files=None):
     """get_launch_arguments_with_include_launch_description_actions (static walk)."""
     if out is None:
         out = []
@@ -988,7 +982,7 @@ def _declared_args(
             if el.attrib["name"] not in (e.attrib["name"] for e, _, _ in out):
                 out.append((el, cond, ild))
         elif el.tag == "group":
-            _declared_args(ctx, el, static=static, conditional=cond, ild=ild, out=out, seen_files=seen_files)
+            _declared_args(ctx, el, conditional=cond, ild=ild, out=out, seen_files=seen_files)
         elif el.tag == "include":
             # try_get_launch_description_without_context: only if the path resolves statically
             tmp = _Context(ctx.base_env, None)
@@ -1004,7 +998,6 @@ def _declared_args(
             _declared_args(
                 ctx,
                 sub,
-                static=static,
                 conditional=cond,
                 ild=(ild or []) + names,
                 out=out,
@@ -1029,7 +1022,7 @@ def _include_file(ctx: _Context, path: str, given: list[tuple[str, Template, XEl
             given_names.append(ctx.resolve(name_t) if not isinstance(name_t, str) else name_t)
         except ValueError as e:
             raise gel.error(str(e))
-    for argel, cond, ild in _declared_args(ctx, root, static=False):
+    for argel, cond, ild in _declared_args(ctx, root):
         if cond or "default" in argel.attrib:
             continue
         names = given_names + (ild or [])
@@ -1351,7 +1344,7 @@ def describe_launch_arguments(path: str, *, environ=None) -> list[LaunchArgument
     ctx = _Context(os.environ if environ is None else environ, None)
     root = _load(ctx, path)
     out = []
-    for el, cond, _ in _declared_args(ctx, root, static=True):
+    for el, cond, _ in _declared_args(ctx, root):
         choices = [c.attrib["value"] for c in el.children] or None
         default = _describe(el.parsed["default"]) if "default" in el.attrib else None
         out.append(

@@ -158,11 +158,11 @@ def _load_xml(path: str) -> XElement:
         with open(path, "rb") as f:
             parser.ParseFile(f)
     except OSError as e:
-        raise LaunchError(f"cannot read launch file '{path}': {e}")
+        raise LaunchError(f"cannot read launch file '{path}': {e}") from e
     except xml.parsers.expat.ExpatError as e:
         raise LaunchError(
             f"{path}:{e.lineno}: invalid XML: {xml.parsers.expat.ErrorString(e.code)} (column {e.offset + 1})"
-        )
+        ) from e
     return root[0]
 
 
@@ -407,7 +407,7 @@ def _coerce(value: str, dtype, can_be_str=False):
         except Exception as e:
             if can_be_str:
                 return v
-            raise ValueError(f"{err}: yaml.safe_load() failed: {e}")
+            raise ValueError(f"{err}: yaml.safe_load() failed: {e}") from e
         if not _valid_value(out, can_be_str):
             raise ValueError(f"{err}: output type is not allowed, got {type(out).__name__}")
         return out
@@ -429,7 +429,7 @@ def _coerce(value: str, dtype, can_be_str=False):
         except ValueError:
             if can_be_str:
                 return value
-            raise ValueError(f"Cannot convert value '{value}' to '{t.__name__}'")
+            raise ValueError(f"Cannot convert value '{value}' to '{t.__name__}'") from None
     out = as_yaml(value, f"Failed to convert '{value}' to 'bool'")
     if isinstance(out, valid):
         return out
@@ -613,7 +613,7 @@ def _validate(el: XElement, parent: XElement | None):
         try:
             el.parsed[name] = parse_substitution(value)
         except ValueError as e:
-            raise el.error(f"attribute '{name}': {e}")
+            raise el.error(f"attribute '{name}': {e}") from e
     if el.tag == "param":
         _validate_param(el)
     if el.tag in ("node", "executable"):
@@ -692,7 +692,7 @@ def _validate_param(el: XElement):
             if dtype is not None and not dtype[1] and not isinstance(value, list) and not isinstance(value, dtype[0]):
                 raise ValueError(f"{raw!r} can not be converted to '{el.attrib['type']}'")
         except ValueError as e:
-            raise el.error(f"attribute 'value': {e}")
+            raise el.error(f"attribute 'value': {e}") from e
         el.parsed["value"] = (value, dtype)
 
 
@@ -740,7 +740,7 @@ class _Context:
             try:
                 prefix = get_package_prefix(pkg, self.base_env)
             except LookupError as e:
-                raise ValueError(str(e))
+                raise ValueError(str(e)) from None
             return prefix if n == "find-pkg-prefix" else os.path.join(prefix, "share", pkg)
         if n == "exec-in-pkg":
             return self.exec_in_pkg(self.resolve(a[0]), self.resolve(a[1]))
@@ -764,7 +764,7 @@ class _Context:
             try:
                 return str(eval(expr, {}, local))
             except Exception as e:
-                raise ValueError(f"$(eval) of {expr!r} failed: {type(e).__name__}: {e}")
+                raise ValueError(f"$(eval) of {expr!r} failed: {type(e).__name__}: {e}") from e
         if n in ("not", "and", "or", "any", "all"):
             vals = []
             for arg in a:
@@ -772,7 +772,7 @@ class _Context:
                 try:
                     vals.append(_typed_bool(v))
                 except (TypeError, ValueError) as e:
-                    raise ValueError(f"$({n}): {e}")
+                    raise ValueError(f"$({n}): {e}") from e
             if n == "not":
                 r = not vals[0]
             elif n == "and":
@@ -814,7 +814,7 @@ class _Context:
         try:
             prefix = get_package_prefix(pkg, self.base_env)
         except LookupError as e:
-            raise ValueError(str(e))
+            raise ValueError(str(e)) from None
         libexec = os.path.join(prefix, "lib", pkg)
         if not os.path.isdir(libexec):
             raise ValueError(f"package '{pkg}' found at '{prefix}', but libexec directory '{libexec}' does not exist")
@@ -835,7 +835,7 @@ def _r(ctx: _Context, el: XElement, attr: str, default=None) -> str | None:
     try:
         return ctx.resolve(el.parsed[attr])
     except ValueError as e:
-        raise el.error(f"attribute '{attr}': {e}")
+        raise el.error(f"attribute '{attr}': {e}") from e
 
 
 def _condition_ok(ctx: _Context, el: XElement) -> bool:
@@ -844,7 +844,7 @@ def _condition_ok(ctx: _Context, el: XElement) -> bool:
             try:
                 return evaluate_condition_expression(_r(ctx, el, attr)) is want
             except ValueError as e:
-                raise el.error(f"attribute '{attr}': {e}")
+                raise el.error(f"attribute '{attr}': {e}") from e
     return True
 
 
@@ -857,7 +857,7 @@ def _typed_attr(ctx, el, attr, kind, default):
             return _typed_bool(v)
         out = kind(v)
     except ValueError:
-        raise el.error(f"attribute '{attr}' expected to be of type '{kind.__name__}', got {v!r}")
+        raise el.error(f"attribute '{attr}' expected to be of type '{kind.__name__}', got {v!r}") from None
     if out < 0 and kind is float:
         raise el.error(f"attribute '{attr}' expected to be a non-negative value but got `{v}`")
     return out
@@ -1021,7 +1021,7 @@ def _include_file(ctx: _Context, path: str, given: list[tuple[str, Template, XEl
         try:
             given_names.append(ctx.resolve(name_t) if not isinstance(name_t, str) else name_t)
         except ValueError as e:
-            raise gel.error(str(e))
+            raise gel.error(str(e)) from e
     for argel, cond, ild in _declared_args(ctx, root):
         if cond or "default" in argel.attrib:
             continue
@@ -1037,11 +1037,11 @@ def _include_file(ctx: _Context, path: str, given: list[tuple[str, Template, XEl
             )
             raise argel.error(msg) if where is None else where.error(msg + f" (declared at {argel.where()})")
     # SetLaunchConfiguration for every argument, in order, in the *current* scope (no push/pop)
-    for (name_t, value_t, gel), name in zip(given, given_names, strict=False):
+    for (_, value_t, gel), name in zip(given, given_names, strict=False):
         try:
             ctx.configs[name] = ctx.resolve(value_t) if not isinstance(value_t, str) else value_t
         except ValueError as e:
-            raise gel.error(f"attribute 'value': {e}")
+            raise gel.error(f"attribute 'value': {e}") from e
     if len(ctx.file_stack) >= 40:
         msg = f"launch files include each other too deeply (more than 40 nested includes, last: '{path}')"
         raise where.error(msg) if where is not None else LaunchError(msg)
@@ -1068,7 +1068,7 @@ def _param_value(ctx, el: XElement):
         try:
             return _coerce(ctx.resolve(t), typ)
         except ValueError as e:
-            raise el.error(f"param '{el.attrib.get('name')}': {e}")
+            raise el.error(f"param '{el.attrib.get('name')}': {e}") from e
 
     if (
         isinstance(value, list)
@@ -1119,7 +1119,7 @@ def _do_process(ctx: _Context, el: XElement):
             try:
                 exe_path = ctx.exec_in_pkg(exe, pkg)
             except ValueError as e:
-                raise el.error(str(e))
+                raise el.error(str(e)) from e
         else:
             exe_path = exe
         cmd.append(exe_path)
@@ -1159,12 +1159,12 @@ def _do_process(ctx: _Context, el: XElement):
                     except Exception as e:
                         raise p.error(
                             f"The parameter file '{path}' is not a valid yaml file, before applying substitutions ({e})"
-                        )
+                        ) from e
                     try:
                         parsed = ctx.resolve(parse_substitution(text))
                         yaml.safe_load(parsed)
                     except Exception as e:
-                        raise p.error(f"substitutions in parameter file '{path}' failed: {e}")
+                        raise p.error(f"substitutions in parameter file '{path}' failed: {e}") from e
                     param_files.append(ParamFile(_write_params(ctx, parsed), parsed))
                 else:
                     if not os.path.isfile(path):
@@ -1205,7 +1205,7 @@ def _do_process(ctx: _Context, el: XElement):
     try:
         cmd = shlex.split(prefix) + cmd
     except ValueError as e:
-        raise el.error(f"launch-prefix {prefix!r}: {e}")
+        raise el.error(f"launch-prefix {prefix!r}: {e}") from e
     if label is None:
         label = os.path.basename(cmd[0])  # after the prefix, as in Executable.prepare()
     sigterm = _typed_attr(ctx, el, "sigterm_timeout", float, None)
@@ -1242,7 +1242,7 @@ def _config_float(ctx, el, name) -> float:
     try:
         out = float(v)
     except (TypeError, ValueError):
-        raise el.error(f"launch configuration '{name}' must be a number, got {v!r}")
+        raise el.error(f"launch configuration '{name}' must be a number, got {v!r}") from None
     if out < 0:
         raise el.error(f"launch configuration '{name}' must be non-negative, got {v!r}")
     return out
@@ -1278,7 +1278,7 @@ def _cmdline(ctx: _Context, el: XElement, attr: str) -> list[str]:
             result.append(arg)
         return [ctx.resolve(a) for a in result]
     except ValueError as e:
-        raise el.error(f"attribute '{attr}': {e}")
+        raise el.error(f"attribute '{attr}': {e}") from e
 
 
 HANDLERS = {

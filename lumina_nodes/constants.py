@@ -3,12 +3,29 @@
 Each class mirrors one group of constants of a generated interface, member for member (``JewelStatus.STALE`` is
 ``JewelStateBatch.STATUS_STALE``); test/contract/test_constants.py checks that they still match the generated
 messages. Nodes may use either; ROS-free code uses these.
+
+The members are plain ints, not enum members: numpy treats only plain Python ints as "weak" scalars, so
+``status_array |= JewelStatus.STALE`` keeps the array's uint8 dtype (an IntFlag member makes it int64 and fails).
 """
 
-import enum
+
+class Constants:
+    """A group of named int constants; ``members()`` lists them, ``name(value)`` looks one up."""
+
+    @classmethod
+    def members(cls) -> dict[str, int]:
+        return {k: v for k, v in vars(cls).items() if k.isupper() and isinstance(v, int)}
+
+    @classmethod
+    def name(cls, value: int) -> str:
+        """The member's name; ValueError when ``value`` is none of the members."""
+        for key, member in cls.members().items():
+            if member == value:
+                return key
+        raise ValueError(f"{value!r} is not a {cls.__name__} ({', '.join(cls.members())})")
 
 
-class JewelStatus(enum.IntFlag):
+class JewelStatus(Constants):
     """``JewelStateBatch.STATUS_*``: per-jewel status bits."""
 
     OK = 0
@@ -17,7 +34,7 @@ class JewelStatus(enum.IntFlag):
     FAULT = 4
 
 
-class DisruptionKind(enum.IntEnum):
+class DisruptionKind(Constants):
     """``InjectDisruption.Request.KIND_*``: the drills a driver can inject."""
 
     OVERLAPPING_FREQUENCIES = 0
@@ -26,7 +43,7 @@ class DisruptionKind(enum.IntEnum):
     CLEAR = 3
 
 
-class SleepStage(enum.IntEnum):
+class SleepStage(Constants):
     """``BioDreamSample.STAGE_*``: AASM sleep stages (UNKNOWN: no valid staging)."""
 
     W = 0
@@ -41,7 +58,7 @@ class SleepStage(enum.IntEnum):
 JEWEL_NONE = 0xFFFFFFFF
 
 
-class ClusterResolution(enum.IntEnum):
+class ClusterResolution(Constants):
     """``ClusterState.RESOLUTION_*``: how the synchronizer resolves a frequency cluster."""
 
     NONE = 0
@@ -49,14 +66,14 @@ class ClusterResolution(enum.IntEnum):
     SEPARATE_CHANNEL = 2
 
 
-class SyncMode(enum.IntEnum):
+class SyncMode(Constants):
     """``SyncState.MODE_*``: the synchronizer's control law."""
 
     CONTROLLER = 0
     KURAMOTO = 1
 
 
-class FestivalStatus(enum.IntEnum):
+class FestivalStatus(Constants):
     """``FestivalState.STATUS_*``."""
 
     IDLE = 0
@@ -66,7 +83,7 @@ class FestivalStatus(enum.IntEnum):
     ABORTED = 4
 
 
-class EventLevel(enum.IntEnum):
+class EventLevel(Constants):
     """``FestivalEvent.LEVEL_*``."""
 
     INFO = 0
@@ -74,7 +91,7 @@ class EventLevel(enum.IntEnum):
     ERROR = 2
 
 
-class DiagnosticLevel(enum.IntEnum):
+class DiagnosticLevel(Constants):
     """``diagnostic_msgs/DiagnosticStatus`` levels (the message stores them as one byte)."""
 
     OK = 0

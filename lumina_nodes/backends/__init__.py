@@ -1,2 +1,3 @@
-"""Device backends (no rclpy). Jewels: ``jewel`` (interface, `sim`, factory ``make_jewel_backend``),
-``jewel_protocol`` (wire codec, docs/jewel_protocol.md), ``jewel_serial`` (`serial`, pyserial)."""
+"""Device backends (no rclpy), one package per device kind: ``jewel/`` (sim, serial). Each package has the
+same shape: ``base.py`` (the small interface of the kind), one module per backend, the factory in
+``__init__.py``, and a wire protocol beside the backend that speaks it."""

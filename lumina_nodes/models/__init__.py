@@ -1,5 +1,5 @@
-"""Plain numpy models (no rclpy): the sleeper + Sleep Jewel oscillator model."""
+"""Plain numpy models (no rclpy): the simulators that backends, tests and benches share.
 
-from .sleeper import STAGE_NAMES, SleeperModel, SleeperParams, wrap_phase
-
-__all__ = ["STAGE_NAMES", "SleeperModel", "SleeperParams", "wrap_phase"]
+``sleeper`` (a sleeper wearing a Sleep Jewel: sleep stages, natural rhythm, battery) and ``loop_sim`` (the plant
+of the synchronizer's closed loop: jewels that report late, lossy and noisy).
+"""

@@ -32,15 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TWO_PI = 2.0 * math.pi
-STAGE_NAMES = ("W", "N1", "N2", "N3", "REM")
-W, N1, N2, N3, REM = range(5)
+from ..constants import SleepStage
+from ..phase import TWO_PI, wrap_phase
 
-
-def wrap_phase(x: np.ndarray) -> np.ndarray:
-    """Wrap to [-pi, pi) (robust against the rounding case mod(...) == 2 pi)."""
-    y = np.mod(np.asarray(x, dtype=np.float64) + math.pi, TWO_PI) - math.pi
-    return np.where(y >= math.pi, y - TWO_PI, y)
+W, N1, N2, N3, REM = SleepStage.W, SleepStage.N1, SleepStage.N2, SleepStage.N3, SleepStage.REM
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Topics (relative to the node's namespace, one namespace per plaza):
   publishes   jewels/state    lumina_nodes/JewelStateBatch    at publish_rate_hz
   subscribes  jewels/command  lumina_nodes/JewelCommandBatch
-  service     inject_disruption  lumina_nodes/InjectDisruption (sim backend)
+  service     inject_disruption  lumina_nodes/InjectDisruption (backends that can play drills: sim)
   publishes   /diagnostics    link quality, dropouts, CRC errors, command rejects, publish rate
 
 The device side is a backend (lumina_nodes.backends.jewel) chosen by the ``backend`` parameter, so swapping
@@ -18,14 +18,12 @@ from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
-from lumina_nodes.backends.jewel import make_jewel_backend
+from lumina_nodes.backends.jewel import BACKENDS, Drill, DrillTarget, make_jewel_backend
+from lumina_nodes.constants import DiagnosticLevel
 from lumina_nodes.fastpath import from_field, to_field
 from lumina_nodes.msg import JewelCommandBatch, JewelStateBatch
 from lumina_nodes.nodes.common import (
     BATCH_QOS,
-    ERROR,
-    OK,
-    WARN,
     DiagnosticsPublisher,
     Param,
     StartupError,
@@ -39,7 +37,7 @@ from lumina_nodes.srv import InjectDisruption
 from lumina_nodes.timing import LoopStats
 
 PARAMS = (
-    Param("backend", "sim", "Device backend.", choices=("sim", "serial"), read_only=True),
+    Param("backend", "sim", "Device backend.", choices=tuple(BACKENDS), read_only=True),
     Param("driver_id", "", "Id of this driver in the city (empty: the node name).", read_only=True),
     Param(
         "first_id",
@@ -110,6 +108,7 @@ class JewelDriver(Node):
         self.seq = 0
         self.command_batches = {"accepted": 0, "rejected": 0}
         self.command_elements_accepted = 0
+        self.drill_requests = {True: 0, False: 0}  # accepted -> count
         self.command_rejects = {}
         self.last_command_problem = ""
         self.stats = LoopStats(self.params["publish_rate_hz"])
@@ -168,17 +167,16 @@ class JewelDriver(Node):
             self.command_batches["accepted"] += 1
 
     def _on_inject(self, request, response):
-        accepted, message, affected = self.backend.inject(
-            request.kind,
-            fraction=request.fraction,
-            groups=request.groups,
-            separation=request.separation,
-            report_loss=request.report_loss,
-            report_corruption=request.report_corruption,
-            duration=request.duration,
-            seed=request.seed,
-            now=clock_seconds(self),
-        )
+        if not isinstance(self.backend, DrillTarget):
+            accepted, message, affected = False, f"backend '{self.backend.name}' does not support drills", 0
+        else:
+            try:
+                drill = Drill.parse(request.kind, **{name: getattr(request, name) for name in Drill.field_names()})
+            except (ValueError, TypeError) as error:
+                accepted, message, affected = False, f"rejected: {error}", 0
+            else:
+                accepted, message, affected = self.backend.inject(drill, now=clock_seconds(self))
+        self.drill_requests[accepted] += 1
         response.accepted, response.message, response.jewels_affected = bool(accepted), message, int(affected)
         if accepted:
             self.get_logger().info(f"inject_disruption kind {request.kind}: {message}")
@@ -191,12 +189,12 @@ class JewelDriver(Node):
 
     def _diagnostics(self):
         timing = self.stats.summary()
-        level = OK
+        level = DiagnosticLevel.OK
         message = "publishing"
         if self.deadline_misses or timing["deadline_misses"]:
-            level, message = WARN, "state batches late"
+            level, message = DiagnosticLevel.WARN, "state batches late"
         if self.command_rejects:
-            level, message = max(level, WARN), f"command elements rejected: {self.command_rejects}"
+            level, message = max(level, DiagnosticLevel.WARN), f"command elements rejected: {self.command_rejects}"
         statuses = [
             diagnostic_status(
                 level,
@@ -213,12 +211,14 @@ class JewelDriver(Node):
                     "command_batches_accepted": self.command_batches["accepted"],
                     "command_batches_rejected": self.command_batches["rejected"],
                     "command_elements_accepted": self.command_elements_accepted,
+                    "drill_requests_accepted": self.drill_requests[True],
+                    "drill_requests_rejected": self.drill_requests[False],
                     **{f"command_rejected_{k}": v for k, v in sorted(self.command_rejects.items())},
                 },
             )
         ]
         for level, name, message, values in self.backend.diagnostics():
-            statuses.append(diagnostic_status(min(level, ERROR), name, message, self.driver_id, values))
+            statuses.append(diagnostic_status(min(level, DiagnosticLevel.ERROR), name, message, self.driver_id, values))
         return statuses
 
     def close(self):

@@ -26,7 +26,7 @@ import time
 import tty
 from collections import Counter
 
-from lumina_nodes.backends import jewel_protocol as p
+from lumina_nodes.backends.jewel import protocol as p
 from lumina_nodes.models.sleeper import SleeperModel, SleeperParams
 
 FW = (1, 0, 0)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import CORPUS as CORPUS_ROOT
-from lumina_nodes.backends import jewel_protocol as p
+from lumina_nodes.backends.jewel import protocol as p
 
 CORPUS = CORPUS_ROOT / "jewel_protocol"
 

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from harness import REPO
-from lumina_nodes.backends import jewel_protocol as p
-from lumina_nodes.backends.jewel import STATUS_FAULT, STATUS_LOW_BATTERY, STATUS_STALE, make_jewel_backend
-from lumina_nodes.backends.jewel_serial import SerialJewelBackend
+from lumina_nodes.backends.jewel import make_jewel_backend
+from lumina_nodes.backends.jewel import protocol as p
+from lumina_nodes.backends.jewel.serial import SerialJewelBackend
+from lumina_nodes.constants import JewelStatus
 
 
 def wait_until(pred, timeout=5.0, step=0.02):
@@ -92,7 +93,7 @@ def backends():
 
 def fresh(b, n):
     s = b.poll(time.monotonic())
-    return s if len(s) == n and np.all(s.status & STATUS_STALE == 0) else None
+    return s if len(s) == n and np.all(s.status & JewelStatus.STALE == 0) else None
 
 
 def diag(b, name):
@@ -187,7 +188,9 @@ def test_device_silence_makes_jewels_stale(emu, backends, tmp_path):
     b = backends(port=str(link), stale_timeout=0.3)
     assert wait_until(lambda: fresh(b, 2), 5.0) is not None
     t_fresh = time.monotonic()
-    s = wait_until(lambda: (lambda s: s if np.all(s.status & STATUS_STALE) else None)(b.poll(time.monotonic())), 4.0)
+    s = wait_until(
+        lambda: (lambda s: s if np.all(s.status & JewelStatus.STALE) else None)(b.poll(time.monotonic())), 4.0
+    )
     assert s is not None
     assert np.all(s.sample_age > 0.3)
     lvl, _, msg, _ = diag(b, "jewels")
@@ -206,7 +209,7 @@ def test_emulator_killed_and_restarted_reconnects(emu, backends, tmp_path):
     assert wait_until(lambda: diag(b, "link")[3]["connected"] == "False", 3.0), b.diagnostics()
     assert diag(b, "link")[0] == 2
     s = b.poll(time.monotonic())
-    assert len(s) == 3 and np.all(s.status & STATUS_STALE)
+    assert len(s) == 3 and np.all(s.status & JewelStatus.STALE)
     time.sleep(1.5)  # several failed re-opens; backoff must stay capped
     vals = diag(b, "link")[3]
     assert float(vals["backoff_s"]) <= 0.4 and int(vals["open_failures"]) >= 2
@@ -295,13 +298,13 @@ def test_backend_logic_over_loopback():
         assert s.sample_age[0] == pytest.approx(0.1, abs=1e-3) and s.phase[0] == pytest.approx(1.5)
         # non-finite values are never used: FAULT, last good values kept
         s = send(p.State(5, 4, 51_000_000, float("nan"), 1.1, 0.0, 0.0, 0.5, 0, 90))
-        assert s.status[0] & STATUS_FAULT and s.phase[0] == pytest.approx(1.5)
+        assert s.status[0] & JewelStatus.FAULT and s.phase[0] == pytest.approx(1.5)
         # device flags pass through; ids outside the range are ignored and counted
         s = send(
             p.State(5, 5, 51_000_000, 0.5, 1.1, 0.0, 0.0, 0.5, p.ST_LOW_BATTERY | p.ST_FAULT, 9),
             p.State(99, 1, 1, 0.0, 1.0, 0.0, 0.0, 0.5, 0, 90),
         )
-        assert s.status[0] == STATUS_LOW_BATTERY | STATUS_FAULT and list(s.ids) == [5]
+        assert s.status[0] == JewelStatus.LOW_BATTERY | JewelStatus.FAULT and list(s.ids) == [5]
         assert diag(b, "link")[3]["foreign_id_frames"] == "1"
         # device restarted: its clock went back to 0; the mapping is re-anchored
         s = send(p.State(5, 1, 10_000, 0.25, 1.1, 0.0, 0.0, 0.5, 0, 90))
@@ -317,7 +320,7 @@ def test_backend_logic_over_loopback():
         # nothing for 0.5 s -> STALE
         clock[0] += 0.6
         s = b.poll(clock[0])
-        assert np.all(s.status & STATUS_STALE)
+        assert np.all(s.status & JewelStatus.STALE)
         assert diag(b, "link")[3]["internal_errors"] == "0"
     finally:
         b.close()

@@ -16,7 +16,7 @@
 * A jewel is STALE when no valid STATE arrived from it for ``stale_timeout`` s (or the port is down); FAULT
   when its device reports FAULT or its last STATE carried non-finite values (those values are never used);
   LOW_BATTERY as the device reports. A snapshot holds the jewels that have sent at least one valid STATE.
-* Commands are validated exactly like every backend (see jewel.validate_command). A jewel's comfort limit is
+* Commands are validated exactly like every backend (see commands.validate_command). A jewel's comfort limit is
   the stricter of the ``comfort_limit`` parameter and the limit in its IDENTIFY (``max_slew`` is the
   assumed slew until IDENTIFY says otherwise; informational, the device does the slewing); accepted elements
   are sent as COMMAND frames, or rejected as ``link_down`` when the port is not connected or the write fails.
@@ -34,21 +34,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import jewel_protocol as p
-from .jewel import (
-    DIAG_ERROR,
-    DIAG_OK,
-    DIAG_WARN,
-    REJECT_REASONS,
-    STATUS_FAULT,
-    STATUS_LOW_BATTERY,
-    STATUS_STALE,
-    CommandResult,
-    Diagnostic,
-    JewelBackend,
-    JewelSnapshot,
-    validate_command,
-)
+from ...constants import DiagnosticLevel, JewelStatus
+from ...phase import wrap_phase
+from . import protocol as p
+from .base import Diagnostic, JewelBackend, JewelSnapshot
+from .commands import REJECT_REASONS, CommandResult, validate_command
 
 try:  # pyserial is only needed when the default factory is used
     import serial  # type: ignore
@@ -389,7 +379,7 @@ class SerialJewelBackend(JewelBackend):
             j.rx_mono = rx
             j.invalid = False
             j.has_state = True
-            j.phase = (m.phase + math.pi) % (2 * math.pi) - math.pi
+            j.phase = wrap_phase(m.phase)
             j.frequency, j.offset, j.offset_target = m.frequency, m.frequency_offset, m.offset_target
             j.intensity, j.dev_status, j.battery = m.intensity, m.status, m.battery
             j.states += 1
@@ -446,9 +436,9 @@ class SerialJewelBackend(JewelBackend):
             invalid = np.array([j.invalid for j in js], dtype=bool)
             connected = self.connected
         status = np.zeros(len(js), np.uint8)
-        status[(rx_age > self.stale_timeout) | (not connected)] |= STATUS_STALE
-        status[((dev & p.ST_FAULT) != 0) | invalid] |= STATUS_FAULT
-        status[(dev & p.ST_LOW_BATTERY) != 0] |= STATUS_LOW_BATTERY
+        status[(rx_age > self.stale_timeout) | (not connected)] |= JewelStatus.STALE
+        status[((dev & p.ST_FAULT) != 0) | invalid] |= JewelStatus.FAULT
+        status[(dev & p.ST_LOW_BATTERY) != 0] |= JewelStatus.LOW_BATTERY
         return JewelSnapshot(float(now), ids, phase, freq, off, age, inten, status)
 
     def apply_command(self, ids, frequency_offset, intensity, now: float) -> CommandResult:
@@ -486,10 +476,10 @@ class SerialJewelBackend(JewelBackend):
             new_errs = errs - self._diag_err_seen
             self._diag_err_seen = errs
             if self.connected:
-                level = DIAG_WARN if new_errs else DIAG_OK
+                level = DiagnosticLevel.WARN if new_errs else DiagnosticLevel.OK
                 msg = f"connected to {self.port}" + (f"; {new_errs} bad frames since last report" if new_errs else "")
             else:
-                level = DIAG_ERROR
+                level = DiagnosticLevel.ERROR
                 msg = f"disconnected from {self.port}; retry in {max(self._next_open - mono, 0.0):.2f} s" + (
                     f" ({self.last_error})" if self.last_error else ""
                 )
@@ -518,13 +508,13 @@ class SerialJewelBackend(JewelBackend):
             fault = sum(1 for j in seen if j.invalid or j.dev_status & p.ST_FAULT)
             low = sum(1 for j in seen if j.dev_status & p.ST_LOW_BATTERY)
             if not seen:
-                jl, jm = DIAG_WARN, "no jewel has reported yet"
+                jl, jm = DiagnosticLevel.WARN, "no jewel has reported yet"
             elif stale == len(seen):
-                jl, jm = DIAG_ERROR, f"all {len(seen)} jewels stale (no STATE for {self.stale_timeout:g} s)"
+                jl, jm = DiagnosticLevel.ERROR, f"all {len(seen)} jewels stale (no STATE for {self.stale_timeout:g} s)"
             elif stale or fault:
-                jl, jm = DIAG_WARN, f"{stale} stale, {fault} faulted of {len(seen)} jewels"
+                jl, jm = DiagnosticLevel.WARN, f"{stale} stale, {fault} faulted of {len(seen)} jewels"
             else:
-                jl, jm = DIAG_OK, f"{len(seen)} jewels reporting"
+                jl, jm = DiagnosticLevel.OK, f"{len(seen)} jewels reporting"
             jv = {
                 "jewels": str(len(seen)),
                 "identified": str(sum(j.identified for j in js)),
@@ -539,7 +529,7 @@ class SerialJewelBackend(JewelBackend):
                 "firmware": ",".join(sorted({j.fw for j in js if j.identified})) or "-",
             }
             rej = sum(self.cmd_rejected.values())
-            cl = DIAG_WARN if (rej or self.nacks) else DIAG_OK
+            cl = DiagnosticLevel.WARN if (rej or self.nacks) else DiagnosticLevel.OK
             cv = {
                 "batches": str(c["command_batches"]),
                 "sent": str(c["commands_sent"]),

@@ -362,13 +362,20 @@ def test_backend_never_raises_on_any_byte_stream(chunks):
 
 
 def test_node_parameters_accepted_by_factory():
-    """The jewel driver node passes these keyword sets (lumina_nodes/nodes/jewel_driver.py)."""
-    common = {"comfort_limit": 0.25, "max_slew": 0.5}
-    sim = make_jewel_backend("sim", **common, first_id=1, count=16, seed=0, latency=0.01, dropout_rate=0.002)
-    assert len(sim.poll(1.0)) == 16
-    ser = make_jewel_backend("serial", **common, port="/nonexistent/jewel", baudrate=1_000_000)
+    """The driver node's own parameter mapping (nodes/jewel_driver.py) builds each backend from its defaults."""
+    from lumina_nodes.nodes.common import StartupError
+    from lumina_nodes.nodes.jewel_driver import PARAMS, backend_parameters
+
+    defaults = {param.name: param.default for param in PARAMS}
+    sim = make_jewel_backend("sim", **backend_parameters({**defaults, "backend": "sim"}))
+    assert len(sim.poll(1.0)) == defaults["jewel_count"]
+    assert sim.model.p.comfort_limit == defaults["comfort_limit_hz"]
+    values = {**defaults, "backend": "serial", "port": "/nonexistent/jewel"}
+    ser = make_jewel_backend("serial", **backend_parameters(values))
     ser.start()
-    assert len(ser.poll(1.0)) == 0
+    assert len(ser.poll(1.0)) == 0 and ser.default_limit == defaults["comfort_limit_hz"]
     ser.close()
-    zero = make_jewel_backend("serial", comfort_limit=0.0, max_slew=0.0, port="loop://")
+    with pytest.raises(StartupError, match="needs the 'port' parameter"):
+        backend_parameters({**defaults, "backend": "serial"})
+    zero = make_jewel_backend("serial", **backend_parameters({**values, "comfort_limit_hz": 0.0, "port": "loop://"}))
     assert zero.default_limit == 0.0

@@ -5,9 +5,11 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
 from harness import package_executable
+from lumina_nodes.constants import JewelStatus
 from lumina_nodes.fastpath import from_field, to_field
 from lumina_nodes.msg import JewelCommandBatch, JewelStateBatch
 from lumina_nodes.nodes.common import BATCH_QOS
+from lumina_nodes.phase import wrap_phase
 from lumina_nodes.srv import InjectDisruption
 
 NS = "/plaza_t"
@@ -73,12 +75,23 @@ def test_state_batches_describe_the_plaza(driver, ros_node):
     assert 0.8 < frequency.mean() < 1.2 and 0.01 < frequency.std() < 0.15
     assert np.all(from_field(msg.sample_age, np.float64) >= 0)
     assert len(msg.intensity) == len(msg.status) == len(msg.frequency_offset) == COUNT
-    # phases advance at the reported frequencies between two batches
+    # the stamps follow the 2 s of wall time the batches took
     first, last = states[0], states[-1]
-    dt = (last.header.stamp.sec - first.header.stamp.sec) + (
-        last.header.stamp.nanosec - first.header.stamp.nanosec
-    ) * 1e-9
-    assert 1.5 < dt < 2.5
+    assert 1.5 < stamp_seconds(last) - stamp_seconds(first) < 2.5
+    # phases advance at the reported frequencies: each fresh report, predicted from its measurement time
+    # (stamp - sample_age) to the next batch's, lands on the next report (a phase that stood still would be off
+    # by 2 pi f dt ~ 0.13 rad)
+    residuals = []
+    for before, after in zip(states[:-1], states[1:], strict=True):
+        t0 = stamp_seconds(before) - from_field(before.sample_age, np.float64)
+        t1 = stamp_seconds(after) - from_field(after.sample_age, np.float64)
+        f0, f1 = from_field(before.frequency, np.float64), from_field(after.frequency, np.float64)
+        predicted = from_field(before.phase, np.float64) + np.pi * (f0 + f1) * (t1 - t0)
+        fresh = (from_field(before.status, np.uint8) | from_field(after.status, np.uint8)) & JewelStatus.STALE == 0
+        residuals.append(wrap_phase(from_field(after.phase, np.float64) - predicted)[fresh])
+    residuals = np.abs(np.concatenate(residuals))
+    assert residuals.size > 50 * COUNT
+    assert np.median(residuals) < 0.01 and residuals.max() < 0.05, (np.median(residuals), residuals.max())
 
 
 def test_commands_move_offsets_within_slew_limit(driver, ros_node):
@@ -99,7 +112,7 @@ def test_commands_move_offsets_within_slew_limit(driver, ros_node):
 def test_bad_commands_are_rejected_and_counted(driver, ros_node):
     _, states, diagnostics, command_pub = driver
     ids = np.arange(FIRST_ID, FIRST_ID + 10, dtype=np.uint32)
-    offsets = np.zeros(10)
+    offsets = np.full(10, 0.1)
     offsets[0] = np.nan  # non-finite
     offsets[1] = 0.9  # beyond the 0.25 Hz comfort limit
     bad_ids = ids.copy()
@@ -122,11 +135,19 @@ def test_bad_commands_are_rejected_and_counted(driver, ros_node):
     assert values["command_rejected_duplicate_id"] == "2"
     assert values["command_rejected_length_mismatch"] == "5"
     assert values["command_elements_accepted"] == "5"
-    # the valid elements of the mixed batch were applied, the bad ones never used
-    offset = dict(
-        zip(from_field(states[-1].ids, np.uint32), from_field(states[-1].frequency_offset, np.float64), strict=True)
+
+    # the valid elements of the mixed batch (ids[5:], 0.1 Hz) were applied, the rejected ones never used
+    def offsets_now():
+        latest = states[-1]
+        offsets = from_field(latest.frequency_offset, np.float64)
+        return dict(zip(from_field(latest.ids, np.uint32).tolist(), offsets, strict=True))
+
+    ros_node.spin_until(
+        lambda: all(abs(offsets_now()[i] - 0.1) < 1e-6 for i in ids[5:].tolist()), 3.0, "valid elements applied"
     )
-    assert offset[int(ids[0])] == 0.0 and offset[int(ids[1])] == 0.0
+    offset = offsets_now()
+    assert [offset[i] for i in ids[:5].tolist()] == [0.0] * 5, "a rejected element was applied"
+    assert offset[FIRST_ID + 10] == 0.0, "a jewel that was never commanded moved"
 
 
 def test_disruption_drill_splits_frequencies_into_groups(driver, ros_node):
@@ -220,14 +241,14 @@ def test_driver_follows_sim_time_faster_than_real_time(processes, ros_node):
     assert 15.0 < last - first < 25.0, (first, last)  # ~20 sim seconds in 2 wall seconds
 
 
+def stamp_seconds(msg):
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
 def ros_node_time(seconds):
     from builtin_interfaces.msg import Time
 
     return Time(sec=int(seconds), nanosec=int((seconds % 1) * 1e9))
-
-
-def stamp_seconds(msg):
-    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
 
 def test_invalid_configuration_exits_with_a_clear_error(processes):

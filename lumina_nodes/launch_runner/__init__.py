@@ -5,17 +5,9 @@
   escalation SIGINT -> SIGTERM -> SIGKILL per process group, no orphans).
 """
 
-from .parser import (
-    LaunchArgument,
-    LaunchError,
-    LaunchResult,
-    ParamFile,
-    ProcessSpec,
-    describe_launch_arguments,
-    find_launch_file_in_package,
-    format_show_args,
-    parse_launch_file,
-)
+from .ament_index import find_launch_file_in_package
+from .description import LaunchArgument, LaunchError, LaunchResult, ParamFile, ProcessSpec, format_show_args
+from .parser import describe_launch_arguments, parse_launch_file
 from .runner import run
 
 __all__ = [

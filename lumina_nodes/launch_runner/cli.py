@@ -12,13 +12,9 @@ import argparse
 import os
 import sys
 
-from .parser import (
-    LaunchError,
-    describe_launch_arguments,
-    find_launch_file_in_package,
-    format_show_args,
-    parse_launch_file,
-)
+from .ament_index import find_launch_file_in_package
+from .description import LaunchError, format_show_args
+from .parser import describe_launch_arguments, parse_launch_file
 from .runner import format_process, run
 
 

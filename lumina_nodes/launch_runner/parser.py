@@ -1,467 +1,35 @@
 """Launch XML -> resolved process specifications, with ROS 2 launch semantics.
 
-The parser reads a launch XML file (with line numbers), validates every element and attribute
-up front (like the launch frontend, which builds all actions before running any), then
-*executes* the description in document order against a launch context (launch configurations,
-environment, pushed namespace, global params/remaps), exactly as `ros2 launch` would, and
-produces a list of :class:`ProcessSpec` - plain data that the supervisor in ``runner.py`` runs.
+The parser reads and validates a launch file (``schema.py``), then *executes* the description in
+document order against a launch context (launch configurations, environment, pushed namespace,
+global params/remaps), exactly as `ros2 launch` would, and produces a list of :class:`ProcessSpec` -
+plain data that the supervisor in ``runner.py`` runs.
 
 Nothing here imports rclpy or the launch packages.
 """
 
 from __future__ import annotations
 
-import importlib
-import math
 import os
 import pathlib
-import random
 import shlex
-import shutil
-import socket
 import tempfile
-import xml.parsers.expat
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import yaml
 
-__all__ = [
-    "LaunchError",
-    "ProcessSpec",
-    "ParamFile",
-    "LaunchArgument",
-    "LaunchResult",
-    "parse_launch_file",
-    "describe_launch_arguments",
-    "format_show_args",
-    "parse_substitution",
-    "get_package_prefix",
-    "get_package_share_directory",
-    "find_launch_file_in_package",
-]
-
-
-class LaunchError(Exception):
-    """Any error in a launch description; the message names file, line and element."""
-
-
-# --------------------------------------------------------------------------------------------
-# Data produced by the parser
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ParamFile:
-    """A --params-file passed to a node: generated (content set) or user file (content None)."""
-
-    path: str
-    content: str | None = None
-
-    @property
-    def generated(self) -> bool:
-        return self.content is not None
-
-
-@dataclass
-class ProcessSpec:
-    """One fully resolved process, as ros2 launch would start it."""
-
-    name: str  # process label, e.g. 'talker-1' (used in the output prefix)
-    cmd: list[str]  # exact argv
-    env: dict[str, str]  # full child environment
-    cwd: str | None = None
-    output: str = "log"  # log | screen | both | own_log | full
-    respawn: bool = False
-    respawn_delay: float = 0.0
-    respawn_max_retries: int = -1  # <0: infinite
-    required: bool = False  # on_exit="shutdown"
-    sigterm_timeout: float = 5.0
-    sigkill_timeout: float = 5.0
-    shell: bool = False
-    emulate_tty: bool = False  # stdout/stderr are ptys (isatty() true), like upstream
-    param_files: list[ParamFile] = field(default_factory=list)
-    node_name: str | None = None  # full node name if name and namespace known
-    is_node: bool = False
-    source: str = ""  # 'file:line' of the <node>/<executable> element
-
-    @property
-    def generated_param_files(self) -> list[ParamFile]:
-        return [p for p in self.param_files if p.generated]
-
-
-@dataclass
-class LaunchArgument:
-    name: str
-    default: str | None  # description of the default, like ros2 launch -s (or None)
-    description: str
-    choices: list[str] | None
-    conditional: bool
-
-
-@dataclass
-class LaunchResult:
-    processes: list[ProcessSpec]
-    warnings: list[str]
-    configurations: dict[str, object]
-
-
-# --------------------------------------------------------------------------------------------
-# XML loading with line numbers
-# --------------------------------------------------------------------------------------------
-
-
-class XElement:
-    __slots__ = ("tag", "attrib", "children", "line", "file", "text", "parsed", "key")
-
-    def __init__(self, tag, attrib, line, file):
-        self.tag = tag
-        self.attrib = attrib
-        self.children = []
-        self.line = line
-        self.file = file
-        self.text = ""
-        self.parsed = {}
-        self.key = tag
-
-    def where(self) -> str:
-        return f"{self.file}:{self.line}: <{self.tag}>"
-
-    def error(self, msg) -> LaunchError:
-        return LaunchError(f"{self.where()}: {msg}")
-
-
-def _load_xml(path: str) -> XElement:
-    parser = xml.parsers.expat.ParserCreate()
-    stack: list[XElement] = []
-    root: list[XElement] = []
-
-    def start(tag, attrs):
-        el = XElement(tag, dict(attrs), parser.CurrentLineNumber, path)
-        if stack:
-            stack[-1].children.append(el)
-        else:
-            root.append(el)
-        stack.append(el)
-
-    def end(tag):
-        stack.pop()
-
-    def chars(data):
-        if stack:
-            stack[-1].text += data
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = chars
-    try:
-        with open(path, "rb") as f:
-            parser.ParseFile(f)
-    except OSError as e:
-        raise LaunchError(f"cannot read launch file '{path}': {e}") from e
-    except xml.parsers.expat.ExpatError as e:
-        raise LaunchError(
-            f"{path}:{e.lineno}: invalid XML: {xml.parsers.expat.ErrorString(e.code)} (column {e.offset + 1})"
-        ) from e
-    return root[0]
-
-
-# --------------------------------------------------------------------------------------------
-# Substitution grammar (launch/share/launch/frontend/grammar.lark)
-# --------------------------------------------------------------------------------------------
-
-
-class Subst:
-    __slots__ = ("name", "args")
-
-    def __init__(self, name, args):
-        self.name = name
-        self.args = args
-
-    def __repr__(self):
-        return f"Subst({self.name!r}, {self.args!r})"
-
-
-Template = list[str | Subst]
-
-# name -> (min args, max args); None = unbounded
-SUBSTITUTIONS = {
-    "var": (1, 2),
-    "env": (1, 2),
-    "find-pkg-share": (1, 1),
-    "find-pkg-prefix": (1, 1),
-    "exec-in-pkg": (2, 2),
-    "find-exec": (1, 1),
-    "eval": (1, 2),
-    "not": (1, 1),
-    "and": (2, 2),
-    "or": (2, 2),
-    "any": (0, None),
-    "all": (0, None),
-    "equals": (2, 2),
-    "not-equals": (2, 2),
-    "dirname": (0, 0),
-    "filename": (0, 0),
-    "anon": (1, 1),
-    "if": (3, 3),
-}
-
-_ID_START = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_ID_CHARS = _ID_START | set("0123456789_-")
-
-
-class _SubstParser:
-    def __init__(self, text: str):
-        self.s = text
-        self.i = 0
-        self.n = len(text)
-
-    def fail(self, msg):
-        raise ValueError(f"{msg} at column {self.i + 1} of {self.s!r}")
-
-    def at_subst(self):
-        return self.s.startswith("$(", self.i)
-
-    def template(self) -> Template:
-        return self._scan("", None)
-
-    def _scan(self, stops, mode, closing=None) -> Template:
-        """Text and substitutions up to a character of ``stops`` (left unread), the ``closing`` quote (read), or
-        the end of the input (an error while a ``closing`` quote is awaited). ``mode`` is passed on to nested
-        substitutions. A backslash escapes the next character; a '$' not starting '$(' is text."""
-        start = self.i
-        parts: Template = []
-        buf: list[str] = []
-        while True:
-            if self.i >= self.n:
-                if closing is None:
-                    break
-                self.i = start - 1
-                self.fail("unterminated quoted string")
-            c = self.s[self.i]
-            if c == closing:
-                self.i += 1
-                break
-            if c == "\\" and self.i + 1 < self.n:
-                buf.append(self.s[self.i + 1])
-                self.i += 2
-            elif self.at_subst():
-                if buf:
-                    parts.append("".join(buf))
-                    buf = []
-                parts.append(self.substitution(mode))
-            elif c in stops:
-                break
-            else:
-                buf.append(c)
-                self.i += 1
-        if buf:
-            parts.append("".join(buf))
-        return parts
-
-    def substitution(self, mode) -> Subst:
-        start = self.i
-        self.i += 2  # '$('
-        j = self.i
-        if j >= self.n or self.s[j] not in _ID_START:
-            self.fail('expected a substitution name after "$("')
-        while j < self.n and self.s[j] in _ID_CHARS:
-            j += 1
-        name = self.s[self.i : j]
-        self.i = j
-        args: list[Template] = []
-        if self.i < self.n and self.s[self.i] == " ":
-            while True:
-                self.i += 1  # the single separating space
-                args.append(self.value(mode))
-                if self.i < self.n and self.s[self.i] == " ":
-                    continue
-                break
-        if self.i >= self.n or self.s[self.i] != ")":
-            self.fail(f"unterminated substitution starting at column {start + 1}")
-        self.i += 1
-        if name not in SUBSTITUTIONS:
-            raise ValueError(f"unknown substitution '$({name} ...)' in {self.s!r}")
-        lo, hi = SUBSTITUTIONS[name]
-        if len(args) < lo or (hi is not None and len(args) > hi):
-            want = str(lo) if lo == hi else f"{lo}..{hi if hi is not None else 'n'}"
-            raise ValueError(f"substitution '{name}' expects {want} argument(s), got {len(args)} in {self.s!r}")
-        return Subst(name, args)
-
-    def value(self, mode) -> Template:
-        if self.i < self.n and mode is None and self.s[self.i] in "'\"":
-            return self.quoted(self.s[self.i])
-        parts = self._scan(" ()" + ("'\"" if mode is None else mode), mode)
-        if not parts:
-            self.fail("empty substitution argument")
-        return parts
-
-    def quoted(self, q) -> Template:
-        self.i += 1  # the opening quote
-        return self._scan("", q, closing=q) or [""]
-
-
-def parse_substitution(text: str) -> Template:
-    """Parse a launch frontend string into text and substitutions (raises ValueError)."""
-    if not text:
-        return [""]
-    return _SubstParser(text).template()
-
-
-def _describe(t: Template) -> str:
-    """Like Substitution.describe() joined with ' + ' (used by --show-args)."""
-    out = []
-    for p in t:
-        if isinstance(p, str):
-            out.append(f"'{p}'")
-        elif p.name == "var":
-            out.append("LaunchConfig(" + " + ".join(_describe(a) for a in p.args[:1]) + ")")
-        elif p.name == "env":
-            out.append("EnvVar(" + " + ".join(_describe(a) for a in p.args[:1]) + ")")
-        else:
-            out.append(f"{p.name}(" + " ".join(_describe(a) for a in p.args) + ")")
-    return " + ".join(out)
-
-
-# --------------------------------------------------------------------------------------------
-# ament index
-# --------------------------------------------------------------------------------------------
-
-
-def _ament_prefixes(environ=None) -> list[str]:
-    environ = os.environ if environ is None else environ
-    value = environ.get("AMENT_PREFIX_PATH", "")
-    if not value:
-        raise LookupError("Environment variable 'AMENT_PREFIX_PATH' is not set or empty")
-    return [p for p in value.split(os.pathsep) if p]
-
-
-def get_package_prefix(pkg: str, environ=None) -> str:
-    prefixes = _ament_prefixes(environ)
-    for prefix in prefixes:
-        marker = os.path.join(prefix, "share", "ament_index", "resource_index", "packages", pkg)
-        if os.path.isfile(marker):
-            return prefix
-    raise LookupError(f"package '{pkg}' not found, searching: {prefixes}")
-
-
-def get_package_share_directory(pkg: str, environ=None) -> str:
-    return os.path.join(get_package_prefix(pkg, environ), "share", pkg)
-
-
-def find_launch_file_in_package(pkg: str, file_name: str, environ=None) -> str:
-    """Like ros2launch get_share_file_path_from_package (recursive, error on duplicates)."""
-    share = get_package_share_directory(pkg, environ)
-    matches = []
-    for root, dirs, files in os.walk(share):
-        dirs.sort()
-        if file_name in files:
-            matches.append(os.path.join(root, file_name))
-    if not matches:
-        raise LookupError(
-            f"file '{file_name}' was not found in the share directory of package '{pkg}' which is at '{share}'"
-        )
-    if len(matches) > 1:
-        raise LookupError(
-            f"file '{file_name}' was found more than once in the share directory of package '{pkg}': {matches}"
-        )
-    return matches[0]
-
-
-# --------------------------------------------------------------------------------------------
-# Type coercion (launch/utilities/type_utils.py)
-# --------------------------------------------------------------------------------------------
-
-_TYPE_IDS = {
-    "str": (str, False),
-    "int": (int, False),
-    "float": (float, False),
-    "bool": (bool, False),
-    "list_of_str": (str, True),
-    "list_of_int": (int, True),
-    "list_of_float": (float, True),
-    "list_of_bool": (bool, True),
-}
-_SCALARS = (int, float, bool, str)
-
-
-def _valid_value(v, can_be_str=False) -> bool:
-    if isinstance(v, list):
-        if not v:
-            return True
-        t = type(v[0])
-        if not isinstance(v[0], _SCALARS):
-            return False
-        return all(type(x) is t or (can_be_str and isinstance(x, str)) for x in v)
-    return isinstance(v, _SCALARS)
-
-
-def _coerce(value: str, dtype, can_be_str=False):
-    """coerce_to_type(value, data_type) with dtype = None | (scalar_type, is_list)."""
-
-    def as_yaml(v, err):
-        if not v:
-            return v
-        try:
-            out = yaml.safe_load(v)
-        except Exception as e:
-            if can_be_str:
-                return v
-            raise ValueError(f"{err}: yaml.safe_load() failed: {e}") from e
-        if not _valid_value(out, can_be_str):
-            raise ValueError(f"{err}: output type is not allowed, got {type(out).__name__}")
-        return out
-
-    if dtype is None:
-        return as_yaml(value, f"Failed to convert '{value}' using yaml rules")
-    t, is_list = dtype
-    valid = (str, t) if can_be_str else t
-    if is_list:
-        out = as_yaml(value, f"Cannot convert value '{value}' to a list of '{t.__name__}'")
-        if not isinstance(out, list) or not all(isinstance(x, valid) for x in out):
-            raise ValueError(f"Cannot convert value '{value}' to a list of '{t.__name__}'")
-        return out
-    if t is str:
-        return value
-    if t in (int, float):
-        try:
-            return t(value)
-        except ValueError:
-            if can_be_str:
-                return value
-            raise ValueError(f"Cannot convert value '{value}' to '{t.__name__}'") from None
-    out = as_yaml(value, f"Failed to convert '{value}' to 'bool'")
-    if isinstance(out, valid):
-        return out
-    raise ValueError(f"Cannot convert value '{value}' to 'bool'")
-
-
-def _typed_bool(value: str) -> bool:
-    return _coerce(value, (bool, False))
-
-
-def evaluate_condition_expression(value: str) -> bool:
-    v = value.strip().lower()
-    if v in ("true", "1"):
-        return True
-    if v in ("false", "0"):
-        return False
-    raise ValueError(
-        f"invalid condition expression '{value}': expected one of ['true', '1', 'false', '0'] (case-insensitive)"
-    )
-
-
-def _str_is_bool(s: str) -> bool:
-    return s.lower() in ("true", "false", "1", "0")
-
-
-def _str_is_float(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
+from .ament_index import find_executable_in_package
+from .description import (
+    LaunchArgument,
+    LaunchError,
+    LaunchResult,
+    ParamFile,
+    ProcessSpec,
+    remove_generated_param_files,
+)
+from .schema import XElement, read_launch_file
+from .substitutions import Subst, SubstitutionContext, Template, describe, parse_substitution
+from .values import coerce_to_type, evaluate_condition_expression, is_valid_value, to_bool
 
 # --------------------------------------------------------------------------------------------
 # Namespaces (launch_ros/utilities/namespace_utils.py)
@@ -489,339 +57,21 @@ def prefix_namespace(base_ns: str | None, ns: str | None) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------
-# Element schema: tag -> (is_action, allowed attrs, required attrs, allowed children)
-# --------------------------------------------------------------------------------------------
-
-ACTIONS = "ACTIONS"
-_PROC_ATTRS = {
-    "cwd",
-    "launch-prefix",
-    "output",
-    "respawn",
-    "respawn_delay",
-    "respawn_max_retries",
-    "on_exit",
-    "sigterm_timeout",
-    "sigkill_timeout",
-    "shell",
-    "emulate_tty",
-}
-SCHEMA = {
-    "launch": (False, {"deprecated"}, set(), ACTIONS),
-    "arg": (True, {"name", "default", "description"}, {"name"}, {"choice"}),
-    "choice": (False, {"value"}, {"value"}, set()),
-    "let": (True, {"name", "value"}, {"name", "value"}, set()),
-    "include": (True, {"file"}, {"file"}, {"arg", "let"}),
-    "include/arg": (False, {"name", "value"}, {"name", "value"}, set()),
-    "include/let": (False, {"name", "value"}, {"name", "value"}, set()),
-    "group": (True, {"scoped", "forwarding"}, set(), ACTIONS),
-    "keep": (False, {"name", "value"}, {"name", "value"}, set()),
-    "set_env": (True, {"name", "value"}, {"name", "value"}, set()),
-    "unset_env": (True, {"name"}, {"name"}, set()),
-    "append_env": (True, {"name", "value", "prepend", "separator"}, {"name", "value"}, set()),
-    "push_ros_namespace": (True, {"namespace"}, {"namespace"}, set()),
-    "push-ros-namespace": (True, {"namespace"}, {"namespace"}, set()),
-    "set_parameter": (True, {"name", "value"}, {"name", "value"}, set()),
-    "set_remap": (True, {"from", "to"}, {"from", "to"}, set()),
-    "node": (
-        True,
-        _PROC_ATTRS | {"pkg", "exec", "name", "namespace", "exec_name", "args", "ros_args"},
-        {"exec"},
-        {"param", "remap", "env"},
-    ),
-    "executable": (True, _PROC_ATTRS | {"cmd", "name"}, {"cmd"}, {"env"}),
-    "param": (False, {"name", "value", "type", "value-sep", "from", "allow_substs"}, set(), {"param"}),
-    "remap": (False, {"from", "to"}, {"from", "to"}, set()),
-    "env": (False, {"name", "value"}, {"name", "value"}, set()),
-}
-ACTION_TAGS = {t for t, s in SCHEMA.items() if s[0]}
-# attributes whose value is plain text (no substitution parsing), like upstream
-_PLAIN_ATTRS = {
-    ("arg", "name"),
-    ("arg", "description"),
-    ("choice", "value"),
-    ("*", "output"),
-    ("*", "on_exit"),
-    ("param", "type"),
-    ("param", "value-sep"),
-    ("launch", "deprecated"),
-}
-_UPSTREAM_UNSUPPORTED = {
-    "timer",
-    "shutdown",
-    "log",
-    "reset",
-    "reset_env",
-    "for_each",
-    "for",
-    "set_parameters_from_file",
-    "set_use_sim_time",
-    "set_ros_log_dir",
-    "ros_timer",
-    "node_container",
-    "load_composable_node",
-    "composable_node",
-    "scoped_include",
-}
-
-
-def _schema_key(el: XElement, parent: XElement | None) -> str:
-    if parent is not None and parent.tag == "include" and el.tag in ("arg", "let"):
-        return "include/" + el.tag
-    return el.tag
-
-
-def _validate(el: XElement, parent: XElement | None):
-    """Check tags/attributes/children and pre-parse substitutions (whole file, like upstream)."""
-    key = el.key = _schema_key(el, parent)
-    allowed_children = SCHEMA[parent.key][3] if parent is not None else None
-    if parent is not None:
-        if allowed_children == ACTIONS:
-            ok = el.tag in ACTION_TAGS
-        else:
-            ok = el.tag in allowed_children
-        if parent.tag == "group" and el.tag == "keep":
-            ok = True
-        if not ok:
-            if el.tag in _UPSTREAM_UNSUPPORTED:
-                raise el.error(
-                    f"element <{el.tag}> (inside <{parent.tag}>) is a ROS 2 launch "
-                    "element that lumina_launch does not support"
-                )
-            raise el.error(f"unknown or misplaced element <{el.tag}> inside <{parent.tag}>")
-    is_action, allowed, required, _ = SCHEMA[key]
-    if is_action:
-        allowed = allowed | {"if", "unless"}
-    unknown = [a for a in el.attrib if a not in allowed]
-    if unknown:
-        extra = ""
-        if el.tag in ("node", "executable") and set(unknown) & {"node-name"}:
-            extra = " (not supported by lumina_launch)"
-        raise el.error(f"unexpected attribute(s) {sorted(unknown)}{extra}; allowed: {sorted(allowed)}")
-    missing = [a for a in sorted(required) if a not in el.attrib]
-    if missing:
-        raise el.error(f"missing required attribute(s) {missing}")
-    if "if" in el.attrib and "unless" in el.attrib:
-        raise el.error("if and unless conditions can't be used simultaneously")
-    if el.text.strip():
-        raise el.error(f"unexpected text content {el.text.strip()!r}")
-    for name, value in el.attrib.items():
-        if (key, name) in _PLAIN_ATTRS or ("*", name) in _PLAIN_ATTRS:
-            continue
-        if el.tag == "param" and name == "value":
-            continue  # typed parse below
-        try:
-            el.parsed[name] = parse_substitution(value)
-        except ValueError as e:
-            raise el.error(f"attribute '{name}': {e}") from e
-    if el.tag == "param":
-        _validate_param(el)
-    if el.tag in ("node", "executable"):
-        out = el.attrib.get("output")
-        if out is not None and out not in ("log", "screen", "both", "own_log", "full"):
-            raise el.error(f"invalid output '{out}': expected one of log, screen, both, own_log, full")
-        if "on_exit" in el.attrib and el.attrib["on_exit"] != "shutdown":
-            raise el.error(
-                f"invalid on_exit '{el.attrib['on_exit']}': only 'shutdown' is supported (as in ROS 2 launch XML)"
-            )
-    for child in el.children:
-        _validate(child, el)
-
-
-def _validate_param(el: XElement):
-    has_name = "name" in el.attrib
-    has_from = "from" in el.attrib
-    if has_name and has_from:
-        raise el.error("name and from attributes are mutually exclusive")
-    if not has_name and not has_from:
-        raise el.error("param Entity should have name or from attribute")
-    if has_from:
-        extra = [a for a in el.attrib if a not in ("from", "allow_substs")]
-        if extra or el.children:
-            raise el.error(f"'from' param accepts only 'allow_substs', got {extra or 'children'}")
-        return
-    if "allow_substs" in el.attrib:
-        raise el.error("'allow_substs' can only be used together with 'from' attribute")
-    dtype = None
-    if "type" in el.attrib:
-        if el.attrib["type"] not in _TYPE_IDS:
-            raise el.error(f"unknown param type '{el.attrib['type']}', expected one of {sorted(_TYPE_IDS)}")
-        dtype = _TYPE_IDS[el.attrib["type"]]
-    has_value = "value" in el.attrib
-    if has_value and el.children:
-        raise el.error("nested parameters and value attributes are mutually exclusive")
-    if dtype is not None and el.children:
-        raise el.error("nested parameters and type attributes are mutually exclusive")
-    if not has_value and not el.children:
-        raise el.error("either a value attribute or nested params are needed")
-    if "value-sep" in el.attrib and not has_value:
-        raise el.error("'value-sep' needs a 'value' attribute")
-    for child in el.children:
-        if "from" in child.attrib:
-            raise el.error("nested <param> cannot use 'from'")
-    if has_value:
-        raw = el.attrib["value"]
-        if "value-sep" in el.attrib:
-            raw = raw.split(el.attrib["value-sep"])
-        try:
-            # entity.get_attr(..., data_type, can_be_str=True) then parse_if_substitutions
-            if isinstance(raw, list):
-                if dtype is not None and not dtype[1]:
-                    raise ValueError(f"cannot convert a '-sep' list to '{el.attrib['type']}'")
-                item_t = None if dtype is None else (dtype[0], False)
-                typed = [_coerce(x, item_t, can_be_str=True) for x in raw]
-                if not _valid_value(typed, can_be_str=True):
-                    raise ValueError(f"cannot convert value to {item_t}. Got value={raw}")
-            else:
-                typed = _coerce(raw, dtype, can_be_str=True)
-            kinds = set()
-
-            def parse_if(v):
-                if isinstance(v, str):
-                    t = parse_substitution(v)
-                    if len(t) == 1 and isinstance(t[0], str):
-                        kinds.add(str)
-                        return t[0]
-                    return t
-                kinds.add(type(v))
-                return v
-
-            value = [parse_if(x) for x in typed] if isinstance(typed, list) else parse_if(typed)
-            if len(kinds) > 1:
-                raise ValueError("The result is a non-uniform list")
-            if dtype is not None and not dtype[1] and not isinstance(value, list) and not isinstance(value, dtype[0]):
-                raise ValueError(f"{raw!r} can not be converted to '{el.attrib['type']}'")
-        except ValueError as e:
-            raise el.error(f"attribute 'value': {e}") from e
-        el.parsed["value"] = (value, dtype)
-
-
-# --------------------------------------------------------------------------------------------
 # Launch context
 # --------------------------------------------------------------------------------------------
 
 
-class _Context:
+class _Context(SubstitutionContext):
+    """The launch context of one parse: what substitutions see, plus what the walk produces."""
+
     def __init__(self, environ: dict[str, str], params_dir: str | None):
-        self.base_env = dict(environ)
-        self.env = dict(environ)
-        self.configs: dict[str, object] = {}
-        self.file_stack: list[str] = []
+        super().__init__(environ)
         self.counter = 0
         self.processes: list[ProcessSpec] = []
         self.warnings: list[str] = []
         self.params_dir = params_dir
         self.node_names: dict[str, int] = {}
         self.files_cache: dict[str, XElement] = {}
-
-    # -- substitutions ---------------------------------------------------------------------
-    def resolve(self, t: Template) -> str:
-        return "".join(p if isinstance(p, str) else self.perform(p) for p in t)
-
-    def perform(self, s: Subst) -> str:
-        a = s.args
-        n = s.name
-        if n == "var":
-            name = self.resolve(a[0])
-            if name in self.configs:
-                return str(self.configs[name])
-            if len(a) > 1:
-                return self.resolve(a[1])
-            raise ValueError(f"launch configuration '{name}' does not exist")
-        if n == "env":
-            name = self.resolve(a[0])
-            if name in self.env:
-                return self.env[name]
-            if len(a) > 1:
-                return self.resolve(a[1])
-            raise ValueError(f"environment variable '{name}' does not exist")
-        if n in ("find-pkg-share", "find-pkg-prefix"):
-            pkg = self.resolve(a[0])
-            try:
-                prefix = get_package_prefix(pkg, self.base_env)
-            except LookupError as e:
-                raise ValueError(str(e)) from None
-            return prefix if n == "find-pkg-prefix" else os.path.join(prefix, "share", pkg)
-        if n == "exec-in-pkg":
-            return self.exec_in_pkg(self.resolve(a[0]), self.resolve(a[1]))
-        if n == "find-exec":
-            name = self.resolve(a[0])
-            found = shutil.which(name, path=self.env.get("PATH", os.defpath))
-            if found is None:
-                raise ValueError(f"executable '{name}' not found on the PATH")
-            return found
-        if n == "eval":
-            expr = self.resolve(a[0])
-            modules = ["math"]
-            if len(a) > 1:
-                modules = [m.strip() for m in self.resolve(a[1]).split(",") if m.strip()]
-            local = {}
-            for mname in modules:
-                mod = importlib.import_module(mname)
-                if mname == "math":
-                    local.update(vars(mod))
-                local[mname] = mod
-            try:
-                return str(eval(expr, {}, local))
-            except Exception as e:
-                raise ValueError(f"$(eval) of {expr!r} failed: {type(e).__name__}: {e}") from e
-        if n in ("not", "and", "or", "any", "all"):
-            vals = []
-            for arg in a:
-                v = self.resolve(arg)
-                try:
-                    vals.append(_typed_bool(v))
-                except (TypeError, ValueError) as e:
-                    raise ValueError(f"$({n}): {e}") from e
-            if n == "not":
-                r = not vals[0]
-            elif n == "and":
-                r = vals[0] and vals[1]
-            elif n == "or":
-                r = vals[0] or vals[1]
-            elif n == "any":
-                r = any(vals)
-            else:
-                r = all(vals)
-            return str(r).lower()
-        if n in ("equals", "not-equals"):
-            left, right = self.resolve(a[0]), self.resolve(a[1])
-            if _str_is_bool(left) and _str_is_bool(right):
-                eq = (left.lower() in ("true", "1")) == (right.lower() in ("true", "1"))
-            elif _str_is_float(left) and _str_is_float(right):
-                eq = math.isclose(float(left), float(right))
-            else:
-                eq = left == right
-            return str(eq if n == "equals" else not eq).lower()
-        if n == "if":
-            cond = evaluate_condition_expression(self.resolve(a[0]))
-            return self.resolve(a[1] if cond else a[2])
-        if n == "dirname":
-            return os.path.dirname(self.file_stack[-1])
-        if n == "filename":
-            return self.file_stack[-1]
-        if n == "anon":
-            name = self.resolve(a[0])
-            anon = dict(self.configs.get("anon", {}))
-            if name not in anon:
-                raw = f"{name}_{socket.gethostname()}_{os.getpid()}_{random.randint(0, 2**63)}"
-                anon[name] = raw.replace(".", "_").replace("-", "_").replace(":", "_")
-                self.configs["anon"] = anon
-            return anon[name]
-        raise ValueError(f"unknown substitution {n}")  # pragma: no cover (checked at parse)
-
-    def exec_in_pkg(self, exe: str, pkg: str) -> str:
-        try:
-            prefix = get_package_prefix(pkg, self.base_env)
-        except LookupError as e:
-            raise ValueError(str(e)) from None
-        libexec = os.path.join(prefix, "lib", pkg)
-        if not os.path.isdir(libexec):
-            raise ValueError(f"package '{pkg}' found at '{prefix}', but libexec directory '{libexec}' does not exist")
-        found = shutil.which(exe, path=libexec)
-        if found is None:
-            raise ValueError(f"executable '{exe}' not found on the libexec directory '{libexec}'")
-        return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -854,7 +104,7 @@ def _typed_attr(ctx, el, attr, kind, default):
         return default
     try:
         if kind is bool:
-            return _typed_bool(v)
+            return to_bool(v)
         out = kind(v)
     except ValueError:
         raise el.error(f"attribute '{attr}' expected to be of type '{kind.__name__}', got {v!r}") from None
@@ -876,10 +126,7 @@ def _load(ctx: _Context, path: str, where: XElement | None = None) -> XElement:
     if not os.path.isfile(path):
         msg = f"launch file '{path}' does not exist"
         raise where.error(msg) if where is not None else LaunchError(msg)
-    root = _load_xml(path)
-    if root.tag != "launch":
-        raise root.error(f"Expected 'launch' as root tag, got '{root.tag}'")
-    _validate(root, None)
+    root = read_launch_file(path)
     ctx.files_cache[path] = root
     return root
 
@@ -936,7 +183,7 @@ def _do_push_ns(ctx, el):
 
 def _do_set_parameter(ctx, el):
     name = _r(ctx, el, "name")
-    value = _coerce(_r(ctx, el, "value"), None)
+    value = coerce_to_type(_r(ctx, el, "value"), None)
     ctx.configs["global_params"] = list(ctx.configs.get("global_params", [])) + [(name, value)]
 
 
@@ -985,8 +232,7 @@ def _declared_args(ctx: _Context, root: XElement, *, conditional=False, ild=None
             _declared_args(ctx, el, conditional=cond, ild=ild, out=out, seen_files=seen_files)
         elif el.tag == "include":
             # try_get_launch_description_without_context: only if the path resolves statically
-            tmp = _Context(ctx.base_env, None)
-            tmp.file_stack = []  # $(dirname) is not available without context
+            tmp = SubstitutionContext(ctx.base_env)  # no file: $(dirname) is not available without context
             try:
                 path = os.path.abspath(tmp.resolve(el.parsed["file"]))
                 sub = _load(ctx, path)
@@ -1066,7 +312,7 @@ def _param_value(ctx, el: XElement):
 
     def perform(t, typ):
         try:
-            return _coerce(ctx.resolve(t), typ)
+            return coerce_to_type(ctx.resolve(t), typ)
         except ValueError as e:
             raise el.error(f"param '{el.attrib.get('name')}': {e}") from e
 
@@ -1080,7 +326,7 @@ def _param_value(ctx, el: XElement):
         return perform(value, dtype)
     if isinstance(value, list):
         out = [perform(x, item_t) if isinstance(x, list) else x for x in value]
-        if not _valid_value(out):
+        if not is_valid_value(out):
             raise el.error(f"param '{el.attrib.get('name')}': the output list is not uniform")
         return out
     return value
@@ -1117,8 +363,8 @@ def _do_process(ctx: _Context, el: XElement):
         pkg = _r(ctx, el, "pkg")
         if pkg is not None:
             try:
-                exe_path = ctx.exec_in_pkg(exe, pkg)
-            except ValueError as e:
+                exe_path = find_executable_in_package(exe, pkg, ctx.base_env)
+            except LookupError as e:
                 raise el.error(str(e)) from e
         else:
             exe_path = exe
@@ -1330,47 +576,16 @@ def parse_launch_file(
     return LaunchResult(ctx.processes, ctx.warnings, ctx.configs)
 
 
-def remove_generated_param_files(processes):
-    """Delete the parameter files generated for ``processes`` (ProcessSpecs); missing ones are fine."""
-    for p in processes:
-        for pf in p.generated_param_files:
-            try:
-                os.unlink(pf.path)
-            except OSError:
-                pass
-
-
 def describe_launch_arguments(path: str, *, environ=None) -> list[LaunchArgument]:
     ctx = _Context(os.environ if environ is None else environ, None)
     root = _load(ctx, path)
     out = []
     for el, cond, _ in _declared_args(ctx, root):
         choices = [c.attrib["value"] for c in el.children] or None
-        default = _describe(el.parsed["default"]) if "default" in el.attrib else None
+        default = describe(el.parsed["default"]) if "default" in el.attrib else None
         out.append(
             LaunchArgument(
                 el.attrib["name"], default, _arg_description(el.attrib.get("description"), choices), choices, cond
             )
         )
     return out
-
-
-def format_show_args(args: list[LaunchArgument]) -> str:
-    """Same text as `ros2 launch -s` (print_arguments_of_launch_description)."""
-    lines = ["Arguments (pass arguments as '<name>:=<value>'):"]
-    any_cond = False
-    for a in args:
-        msg = "\n    '" + a.name + "':"
-        if a.conditional:
-            any_cond = True
-            msg += "*"
-        msg += "\n        " + "\n        ".join(a.description.splitlines())
-        if a.default is not None:
-            msg += f"\n        (default: {a.default})"
-        lines.append(msg)
-    if args:
-        if any_cond:
-            lines.append("* argument(s) which are only used if specific conditions occur")
-    else:
-        lines.append("No arguments.")
-    return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""Process supervision for resolved launch processes (see parser.ProcessSpec).
+"""Process supervision for resolved launch processes (see description.ProcessSpec).
 
 Behaviour follows ros2 launch (log lines, output routing, respawn, on_exit=shutdown, SIGINT ->
 SIGTERM -> SIGKILL escalation with sigterm_timeout/sigkill_timeout), with these deliberate
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import psutil
 
-from .parser import ProcessSpec, remove_generated_param_files
+from .description import ProcessSpec, remove_generated_param_files
 
 __all__ = ["run", "make_log_dir", "default_log_base"]
 

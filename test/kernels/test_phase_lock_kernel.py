@@ -1,4 +1,4 @@
-"""Tests of the phase-locking kernel (lumina_nodes/kernels/phase_lock.py): plain numpy, no ROS.
+"""Tests of the phase-locking kernel (lumina_nodes/kernels/phase_lock/): plain numpy, no ROS.
 
 The closed-loop tests use the device simulator of bench/sync_lock.py (loaded by path), so the bench and the
 tests exercise the same loop.
@@ -22,8 +22,8 @@ from lumina_nodes.kernels.phase_lock import (
     PhaseLockKernel,
     SyncConfig,
     assign_channels,
-    wrap_phase,
 )
+from lumina_nodes.phase import wrap_phase
 
 ROOT = str(REPO)
 TWO_PI = 2 * math.pi

@@ -10,8 +10,9 @@ Jewel ``i`` pulses at phase ``theta_i`` (rad) with frequency ``f_i = natural_i(t
 ``natural_i`` is unknown and drifts slowly; ``offset_i`` is the correction this kernel commands. Devices clamp
 ``|offset| <= max_offset_hz`` and slew towards the commanded offset (no phase jumps). All times are seconds on
 the kernel clock (the ``now`` passed in and the reports' ``sample_time``); all frequencies are Hz; phases in the
-public API are radians. Internally phases are kept in *cycles* (rad / 2 pi), wrapped to [-0.5, 0.5) with
-``x - rint(x)`` (no trig).
+public API are radians (reported ones in [-pi, pi), :mod:`lumina_nodes.phase`). Internally phases are kept in
+*cycles* (rad / 2 pi), wrapped to +-0.5 cycle without trig (the per-jewel hot loop with ``x - rint(x)`` in
+place, see :meth:`PhaseLockKernel.step`).
 
 Controller (``mode='controller'``), per active jewel (e in cycles, frequencies in Hz, s = coupling scale)::
 
@@ -47,322 +48,25 @@ computed every tick. Float32 is ample here: phases are wrapped to +-0.5 cycle (r
 offsets and frequencies <= 20 Hz (resolution ~1e-6 Hz); absolute times stay float64.
 """
 
-from __future__ import annotations
-
-import dataclasses
 import math
-from typing import NamedTuple
 
 import numpy as np
 
-TWO_PI = 2.0 * math.pi
-INV_TWO_PI = 1.0 / TWO_PI
+from lumina_nodes.phase import INV_TWO_PI, TWO_PI, wrap_cycles, wrap_phase
 
-#: Rejection reasons, in the order they are tested (an element is counted once, under its first reason).
-REJECT_REASONS = (
-    "duplicate_id",  # the id occurs more than once in the batch (all its occurrences are rejected)
-    "id_conflict",  # the id is owned by another driver that reported it within silence_timeout_s
-    "non_finite",  # phase, frequency or frequency_offset is NaN or infinite
-    "bad_frequency",  # frequency <= 0 or > max_frequency_hz
-    "bad_offset",  # |frequency_offset| > max_frequency_hz
-    "bad_phase",  # |phase| > 64 pi (not a wrapped phase)
-    "future_sample",  # sample_time > now + future_tolerance_s
-    "expired_sample",  # sample_time < now - silence_timeout_s
-    "out_of_order",  # sample_time older than the last accepted sample of that jewel
-)
-#: Whole-message rejection reasons (every element of the message is counted under it).
-MESSAGE_REASONS = ("length_mismatch", "bad_ids", "bad_array")
+from .channels import assign_channels
+from .config import SyncConfig
+from .results import REJECT_REASONS, ClusterTable, DriverTable, IngestReport, TickResult
 
 _MAX_ABS_PHASE = 64 * math.pi
 _mn = np.minimum.reduce  # direct ufunc reductions (NaN-propagating; skip ndarray.min's Python layer)
 _mx = np.maximum.reduce
 try:  # the clip ufunc itself (np.clip adds ~3 us of Python wrapping per call)
     from numpy._core.umath import clip as _clip
-except ImportError:  # pragma: no cover
+except ImportError:  # numpy < 2 (the system numpy of a ROS workspace)
     _clip = np.clip
 _NEVER = -1e30  # sample time of a never-sampled slot (finite in float32 too: age * f stays finite, no NaN)
 _CODE = {name: i + 1 for i, name in enumerate(REJECT_REASONS)}
-RESOLUTIONS = ("none", "merging", "separate_channel")
-_ZERO_COUNTS = dict.fromkeys(REJECT_REASONS + MESSAGE_REASONS, 0)
-
-
-# ----------------------------------------------------------------------------------------------- configuration
-@dataclasses.dataclass
-class SyncConfig:
-    """Synchronizer parameters (SI units: s, Hz, rad). :meth:`validate` lists what is wrong, if anything.
-
-    Attributes
-    ----------
-    rate_hz : float
-        Tick rate of :meth:`PhaseLockKernel.step` (Hz); used for the first tick and for the filter constant.
-    mode : {'controller', 'kuramoto'}
-        Per-jewel type-2 controller, or the reference plain mean-field Kuramoto.
-    kuramoto_coupling : float
-        Kuramoto coupling K (rad/s), used in ``'kuramoto'`` mode. 5 Kc for f ~ N(1, 0.05) Hz is 2.507 rad/s.
-    kp : float
-        Proportional gain (1/s): Hz of offset per cycle of phase error (= rad/s per rad). The default 4.0 equals
-        ``2 * max_slew_hz_per_s / max_offset_hz`` (fastest gain whose saturated approach never needs more
-        deceleration than the slew limit allows).
-    ki : float
-        Integral gain (1/s^2): Hz of offset per second per cycle of phase error.
-    integral_zone_cycles : float
-        The integrator sees the error clipped to +- this (cycles), so the large acquisition errors do not wind it up.
-    integral_limit_hz : float
-        Clamp of the integral term (Hz).
-    integral_every_ticks : int
-        The integrator (and the population mean frequency) is updated every this many ticks with the accumulated
-        dt (amortised cost; the integral loop is far slower than the tick rate).
-    frequency_filter_s : float
-        Time constant (s) of the per-sample filter of ``frequency - frequency_offset`` (natural-frequency estimate).
-    max_offset_hz : float
-        Comfort limit: the command never exceeds +- this (Hz).
-    max_slew_hz_per_s : float
-        The command never changes faster than this (Hz/s).
-    silence_timeout_s : float
-        A jewel with no accepted sample for longer than this is silent: excluded from r, psi, clusters and driven
-        to 0 offset; its next sample re-captures it (fresh filter, integrator reset).
-    future_tolerance_s : float
-        Samples stamped later than ``now + future_tolerance_s`` are rejected.
-    max_frequency_hz : float
-        Reported frequencies above this (Hz) are absurd and rejected (as are frequencies <= 0).
-    lock_threshold_rad : float
-        A jewel counts as locked when its wrapped error to its target is below this (rad).
-    cluster_gap_hz : float
-        Detection threshold: two groups of natural frequencies are separate clusters when an (almost) empty gap at
-        least this wide (Hz) lies between them.
-    cluster_min_fraction : float
-        A cluster must hold at least this fraction of the active jewels; smaller groups join the nearest cluster.
-    cluster_min_size : int
-        ... and at least this many jewels.
-    cluster_gap_spacing_factor : float
-        A gap must also be this many times the typical neighbour spacing (interquartile range / active count), so
-        sparse populations (tens of jewels) are not split at chance gaps.
-    cluster_noise_fraction : float
-        A histogram bin holding at most this fraction of the active jewels counts as empty (gap).
-    cluster_valley_fraction : float
-        A histogram bin (width cluster_gap_hz / 4) holding at most this fraction of the fullest bin also counts as
-        empty, so two dense groups separate at their valley, not only at a completely empty gap.
-    cluster_every_ticks : int
-        Cluster detection runs every this many ticks (amortised cost); per-cluster figures are reported every tick.
-    cluster_sample_size : int
-        Detection histograms an evenly strided sample of at most about this many jewels (a 5 % cluster still has
-        ~800 members in it); per-jewel labels are computed over all jewels only when there are >= 2 clusters.
-    cluster_confirm : int
-        A new cluster structure must be seen on this many consecutive detections before it is acted on.
-    cluster_span_hz : float
-        The detection histogram covers the population mean +- this (Hz); natural frequencies outside are clipped in.
-    merge_margin : float
-        Clusters are merged onto one rhythm when every member's detuning from it is within
-        ``merge_margin * max_offset_hz`` (the rest of the comfort range is kept for phase correction).
-    channel_spacing_hz : float
-        Channel grid (Hz) for clusters that cannot merge: cluster j goes to a distinct grid frequency.
-    coupling_scale : float
-        Gain multiplier (Bio-Dream hook): scales kp and ki (controller) or K (kuramoto). See
-        :meth:`PhaseLockKernel.set_coupling_scale` for per-jewel scales.
-    chunk : int
-        Block size (slots) of the cache-blocked hot loop.
-    exact_sums : bool
-        False (default): the per-block sums of cos/sin are one float32 BLAS matrix-vector product (measured error
-        <= 1e-6 of the block size near lock, i.e. <= 1e-6 in r), accumulated in float64 across blocks.
-        True: float64-accumulating reductions inside blocks too (about 0.6 ns/jewel slower).
-    """
-
-    rate_hz: float = 50.0
-    mode: str = "controller"
-    kuramoto_coupling: float = 2.507
-    kp: float = 4.0
-    ki: float = 2.0
-    integral_zone_cycles: float = 0.01
-    integral_limit_hz: float = 0.1
-    integral_every_ticks: int = 4
-    frequency_filter_s: float = 0.2
-    max_offset_hz: float = 0.25
-    max_slew_hz_per_s: float = 0.5
-    silence_timeout_s: float = 0.5
-    future_tolerance_s: float = 0.05
-    max_frequency_hz: float = 20.0
-    lock_threshold_rad: float = 0.1
-    cluster_gap_hz: float = 0.005
-    cluster_min_fraction: float = 0.05
-    cluster_min_size: int = 5
-    cluster_gap_spacing_factor: float = 25.0
-    cluster_noise_fraction: float = 1e-5
-    cluster_valley_fraction: float = 0.02
-    cluster_every_ticks: int = 10
-    cluster_sample_size: int = 16384
-    cluster_confirm: int = 2
-    cluster_span_hz: float = 2.0
-    merge_margin: float = 0.8
-    channel_spacing_hz: float = 0.05
-    coupling_scale: float = 1.0
-    chunk: int = 65536
-    exact_sums: bool = False
-
-    def validate(self) -> list[str]:
-        """Return human-readable errors (empty list when the configuration is usable)."""
-        errors = []
-
-        def num(name, lo=None, hi=None, lo_open=True, integer=False):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-                errors.append(f"{name} must be a number, got {v!r}")
-                return
-            if integer and int(v) != v:
-                errors.append(f"{name} must be an integer, got {v!r}")
-                return
-            if not math.isfinite(float(v)):
-                errors.append(f"{name} must be finite, got {v!r}")
-                return
-            if lo is not None and (v <= lo if lo_open else v < lo):
-                errors.append(f"{name} must be {'>' if lo_open else '>='} {lo}, got {v!r}")
-            if hi is not None and v > hi:
-                errors.append(f"{name} must be <= {hi}, got {v!r}")
-
-        num("rate_hz", 0, 10000)
-        if self.mode not in ("controller", "kuramoto"):
-            errors.append(f"mode must be 'controller' or 'kuramoto', got {self.mode!r}")
-        num("kuramoto_coupling", 0, lo_open=False)
-        num("kp", 0, lo_open=False)
-        num("ki", 0, lo_open=False)
-        num("integral_zone_cycles", 0, 0.5)
-        num("integral_limit_hz", 0, lo_open=False)
-        num("integral_every_ticks", 0, 1000, integer=True)
-        num("frequency_filter_s", 0)
-        num("max_offset_hz", 0, 10)
-        num("max_slew_hz_per_s", 0)
-        num("silence_timeout_s", 0)
-        num("future_tolerance_s", 0, lo_open=False)
-        num("max_frequency_hz", 0, 1000)
-        num("lock_threshold_rad", 0, math.pi)
-        num("cluster_gap_hz", 0)
-        num("cluster_min_fraction", 0, 0.5)
-        num("cluster_min_size", 0, 1e9, lo_open=False, integer=True)
-        num("cluster_gap_spacing_factor", 0, lo_open=False)
-        num("cluster_noise_fraction", 0, 0.1, lo_open=False)
-        num("cluster_valley_fraction", 0, 0.5, lo_open=False)
-        num("cluster_every_ticks", 0, 10000, integer=True)
-        num("cluster_sample_size", 100, 1e9, integer=True)
-        num("cluster_confirm", 0, 100, integer=True)
-        num("cluster_span_hz", 0, 100)
-        num("merge_margin", 0, 1)
-        num("channel_spacing_hz", 0)
-        num("coupling_scale", 0, 100, lo_open=False)
-        num("chunk", 255, 1 << 24, integer=True)
-        if not isinstance(self.exact_sums, (bool, np.bool_)):
-            errors.append(f"exact_sums must be a bool, got {self.exact_sums!r}")
-        if not errors and self.cluster_span_hz / (self.cluster_gap_hz / 4.0) > 2_000_000:
-            errors.append("cluster_span_hz / cluster_gap_hz too large (histogram would exceed 8e6 bins)")
-        return errors
-
-
-# ----------------------------------------------------------------------------------------------------- results
-@dataclasses.dataclass
-class IngestReport:
-    """Outcome of one :meth:`PhaseLockKernel.ingest` call.
-
-    Attributes
-    ----------
-    received : int
-        Elements in the message.
-    accepted : int
-        Elements stored (rejected elements are never used).
-    rejected : dict[str, int]
-        Count per reason in :data:`REJECT_REASONS` and :data:`MESSAGE_REASONS` (zeros included).
-    message_error : str or None
-        Why the whole message was rejected, if it was.
-    """
-
-    received: int = 0
-    accepted: int = 0
-    rejected: dict = dataclasses.field(default_factory=_ZERO_COUNTS.copy)
-    message_error: str | None = None
-
-    @property
-    def rejected_total(self) -> int:
-        return sum(self.rejected.values())
-
-
-class ClusterRecord(NamedTuple):
-    size: int  # active jewels in the cluster
-    center_frequency: float  # mean natural-frequency estimate (Hz)
-    frequency_spread: float  # standard deviation of the natural-frequency estimates (Hz)
-    order_parameter: float  # |mean exp(i theta)| over the cluster
-    mean_phase: float  # rad, in (-pi, pi]
-    target_frequency: float  # Hz, the rhythm the cluster is driven to
-    resolution: str  # 'none' | 'merging' | 'separate_channel'
-    lock_fraction: float  # members within lock_threshold_rad of their target
-
-
-@dataclasses.dataclass
-class ClusterTable:
-    """Per-cluster figures as arrays of shape (k,), sorted by centre frequency; iterate for :class:`ClusterRecord`."""
-
-    size: np.ndarray
-    center_frequency: np.ndarray
-    frequency_spread: np.ndarray
-    order_parameter: np.ndarray
-    mean_phase: np.ndarray
-    target_frequency: np.ndarray
-    resolution: str
-    lock_fraction: np.ndarray
-
-    def __len__(self):
-        return int(self.size.shape[0])
-
-    def __getitem__(self, j) -> ClusterRecord:
-        return ClusterRecord(
-            int(self.size[j]),
-            float(self.center_frequency[j]),
-            float(self.frequency_spread[j]),
-            float(self.order_parameter[j]),
-            float(self.mean_phase[j]),
-            float(self.target_frequency[j]),
-            self.resolution,
-            float(self.lock_fraction[j]),
-        )
-
-    def __iter__(self):
-        return (self[j] for j in range(len(self)))
-
-
-@dataclasses.dataclass
-class DriverTable:
-    """Per-driver figures, arrays of shape (n_drivers,) in registration order.
-
-    ``order_parameter`` is measured in each jewel's own target frame (equal to the plain r of that driver's
-    jewels when the city has one rhythm); ``lock_fraction`` = locked / active (0 when none active).
-    Arrays are shared with the kernel's bookkeeping until the next tick: copy to keep them.
-    """
-
-    driver_key: np.ndarray
-    order_parameter: np.ndarray
-    lock_fraction: np.ndarray
-    active: np.ndarray
-    total: np.ndarray
-
-
-@dataclasses.dataclass
-class TickResult:
-    """Figures of one tick. Phases in rad, frequencies in Hz.
-
-    ``lock_fraction`` and ``rms_phase_error`` are measured against each active jewel's target (its cluster's
-    channel when clusters run on separate channels); ``order_parameter``/``mean_phase`` are the plain Kuramoto
-    ``r exp(i psi) = mean exp(i theta_hat)`` over active jewels (theta_hat = last report predicted to now).
-    """
-
-    time: float
-    order_parameter: float
-    mean_phase: float
-    collective_frequency: float
-    reference_frequency: float
-    lock_fraction: float
-    rms_phase_error: float
-    jewels_total: int
-    jewels_active: int
-    jewels_silent: int
-    clusters: ClusterTable
-    drivers: DriverTable
-    mode: str
 
 
 class _DriverCache:
@@ -371,84 +75,6 @@ class _DriverCache:
     def __init__(self, ids, slots, start, version):
         self.ids, self.slots, self.start, self.version = ids, slots, start, version
         self.last_t = None  # every slot of this batch last accepted a sample at exactly this time (fast path)
-
-
-# ---------------------------------------------------------------------------------------------------- helpers
-def wrap_phase(x, out=None):
-    """Wrap radians to [-pi, pi] trig-free: ``x - 2 pi rint(x / 2 pi)``. Array or scalar; ``out`` optional."""
-    if np.isscalar(x) and out is None:
-        return x - TWO_PI * round(x * INV_TWO_PI)
-    k = np.multiply(x, INV_TWO_PI)
-    np.rint(k, out=k)
-    k *= TWO_PI
-    return np.subtract(x, k, out=out)
-
-
-def _wrap_c(x: float) -> float:
-    return x - round(x)
-
-
-def assign_channels(centers, sizes=None, spacing_hz: float = 0.05, *, power: float = 2.0) -> np.ndarray:
-    """Give each cluster a distinct frequency on the grid ``spacing_hz * integer``, minimising
-    ``sum_j w_j * |centers_j - channel_j| ** power`` (``power >= 1``, a convex 1-D cost).
-
-    Unweighted (``sizes`` None or all equal): the cost is Monge, so an optimal assignment keeps the sorted order
-    (SYNC_SCIENCE 1.9) and a monotone dynamic programme over the k sorted clusters and m candidate channels is
-    exact in O(k m). Weighted (w_j = cluster sizes, so big clusters move least): the weights break the Monge
-    property, so the k x m problem is solved exactly with ``scipy.optimize.linear_sum_assignment`` (k is a handful;
-    both run only when the cluster structure changes, never per tick).
-
-    Parameters
-    ----------
-    centers : array_like, shape (k,)
-        Cluster centre frequencies (Hz), any order.
-    sizes : array_like, shape (k,), optional
-        Cluster weights (jewel counts).
-    spacing_hz : float
-        Channel grid spacing (Hz).
-
-    Returns
-    -------
-    channels : ndarray, shape (k,), float64
-        Channel frequency (Hz) per cluster, in the order of ``centers``; all distinct.
-    """
-    c = np.asarray(centers, dtype=np.float64)
-    k = c.shape[0]
-    if k == 0:
-        return np.empty(0)
-    w = np.ones(k) if sizes is None else np.asarray(sizes, dtype=np.float64)
-    order = np.argsort(c, kind="stable")
-    cs, ws = c[order], w[order]
-    lo = math.floor(cs[0] / spacing_hz) - k
-    hi = math.ceil(cs[-1] / spacing_hz) + k
-    grid = np.arange(lo, hi + 1, dtype=np.float64) * spacing_hz  # (m,)
-    m = grid.shape[0]
-    cost = ws[:, None] * np.abs(cs[:, None] - grid[None, :]) ** power  # (k, m)
-    channels = np.empty(k)
-    if not np.all(ws == ws[0]):
-        from scipy.optimize import linear_sum_assignment
-
-        rows, cols = linear_sum_assignment(cost)
-        channels[order[rows]] = grid[cols]
-        return channels
-    idx = np.arange(m)
-    d = cost[0].copy()
-    back = np.empty((k, m), dtype=np.intp)
-    for j in range(1, k):  # loop over clusters: allocation events only
-        run_min = np.minimum.accumulate(d)
-        run_arg = np.maximum.accumulate(np.where(d == run_min, idx, 0))
-        prev = np.empty(m)
-        prev[0] = np.inf
-        prev[1:] = run_min[:-1]
-        back[j, 0] = 0
-        back[j, 1:] = run_arg[:-1]
-        d = prev + cost[j]
-    out_sorted = np.empty(k, dtype=np.intp)
-    out_sorted[-1] = int(np.argmin(d))
-    for j in range(k - 1, 0, -1):
-        out_sorted[j - 1] = back[j, out_sorted[j]]
-    channels[order] = grid[out_sorted]
-    return channels
 
 
 # ------------------------------------------------------------------------------------------------------ kernel
@@ -464,7 +90,7 @@ class PhaseLockKernel:
 
     Notes
     -----
-    Per-slot state, shape (capacity,): ``slot_id`` uint32; ``owner`` int32 driver index (-1 none); ``t_s``
+    Per-slot state, shape (capacity,): ``owner`` int32 driver index (-1 none); ``t_s``
     float64 last accepted sample time (s); float32: ``th`` last phase (cycles), ``f_rep`` last reported frequency
     (Hz), ``raw`` last ``frequency - frequency_offset`` (Hz), ``nat`` filtered natural frequency (Hz), ``integ``
     integral term (Hz), ``g = nat - integ - target_frequency`` (Hz, refreshed on slow ticks), ``cmd`` commanded
@@ -527,11 +153,9 @@ class PhaseLockKernel:
         self._cl_spread = np.zeros(1)
         self._cand_k = 1
         self._cand_count = 0
-        self._pending = None
 
     # ------------------------------------------------------------------ storage
     _SLOT_FIELDS = (
-        ("_slot_id", np.uint32, 0),
         ("_owner", np.int32, -1),
         ("_t_s", np.float64, _NEVER),
         ("_th", np.float32, 0.0),
@@ -671,7 +295,6 @@ class PhaseLockKernel:
                 self._alloc(cap)
             new_slots = np.arange(start, start + m, dtype=np.intp)
             self._n = start + m
-            self._slot_id[new_slots] = new_ids
             all_ids = np.concatenate([self._map_ids, new_ids])
             all_slots = np.concatenate([self._map_slots, new_slots])
             order = np.argsort(all_ids, kind="stable")
@@ -1046,12 +669,12 @@ class PhaseLockKernel:
         else:
             om_ref = self._omega_ref
         om_ref = 0.0 if om_ref is None else float(om_ref)
-        self._psi_ref = _wrap_c(self._psi_ref + om_ref * dt)
+        self._psi_ref = wrap_cycles(self._psi_ref + om_ref * dt)
         sep = self._sep and not kur
         k = self._k
         if sep:
             self._psi_tab += self._om_tab * dt
-            self._psi_tab -= np.rint(self._psi_tab)
+            wrap_cycles(self._psi_tab, out=self._psi_tab)
             psi_tab32 = self._psi_tab.astype(np.float32)
             om_tab32 = self._om_tab.astype(np.float32)
         psi_ref = self._psi_ref
@@ -1116,7 +739,8 @@ class PhaseLockKernel:
             if multi:
                 lab = self._labels[a : a + m]
             psi = np.take(psi_tab32, lab, out=self._bp[:m]) if sep else psi_ref
-            # predicted wrapped error (cycles, float32): e = wrap(psi - (th + f_rep * age))
+            # predicted wrapped error (cycles, float32): e = wrap(psi - (th + f_rep * age)); rint into the
+            # scratch block is the cheapest wrap (two passes, no temporary); +-0.5 are the same error
             np.add(th, x, out=ec)
             np.subtract(psi, ec, out=ec)
             np.rint(ec, out=x)
@@ -1205,7 +829,7 @@ class PhaseLockKernel:
             else:
                 Z = complex(sC, -sS) * complex(math.cos(TWO_PI * psi_ref), math.sin(TWO_PI * psi_ref))
             r = min(abs(Z) / n_act, 1.0)
-            psi = math.atan2(Z.imag, Z.real)
+            psi = wrap_phase(math.atan2(Z.imag, Z.real))
             if self._need_ref_init:
                 self._psi_ref = psi * INV_TWO_PI
                 self._need_ref_init = False
@@ -1488,7 +1112,7 @@ class PhaseLockKernel:
         age = (self._last_step - self._t_s[:n]).astype(np.float32)
         np.clip(age, 0.0, 10.0, out=age)
         t32 = (self._th[:n] + self._f_rep[:n] * age) * np.float32(TWO_PI)
-        t32 -= np.float32(TWO_PI) * np.rint(t32 * np.float32(INV_TWO_PI))
+        wrap_phase(t32, out=t32)
         w = act.astype(np.float64)
         C = np.bincount(labels, weights=np.cos(t32) * w, minlength=self._k)
         S = np.bincount(labels, weights=np.sin(t32) * w, minlength=self._k)

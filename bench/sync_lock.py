@@ -1,10 +1,10 @@
-"""Closed-loop lock bench of the phase-locking kernel (lumina_nodes/kernels/phase_lock.py).
+"""Closed-loop lock bench of the phase-locking kernel (lumina_nodes/kernels/phase_lock/).
 
-A small vectorised device simulator (``LoopSim``, below; not the project's sleeper model) closes the loop:
-natural frequencies ~ Normal(1 Hz, 0.05 Hz), random start phases, 50 Hz reports with phase noise 0.05 rad,
-20 % of reports lost (per element), reports 20 ms late (sample_time = time of measurement), offsets clamped to
-0.25 Hz by the device and slewed at a bounded rate (no phase jumps). All figures are measured on the *true*
-simulated phases, not on the kernel's estimates.
+The device simulator and scenarios of lumina_nodes/models/loop_sim.py (``LoopSim``, not the project's sleeper
+model; the kernel tests run the same loop) close the loop: natural frequencies ~ Normal(1 Hz, 0.05 Hz), random
+start phases, 50 Hz reports with phase noise 0.05 rad, 20 % of reports lost (per element), reports 20 ms late
+(sample_time = time of measurement), offsets clamped to 0.25 Hz by the device and slewed at a bounded rate (no
+phase jumps). All figures are measured on the *true* simulated phases, not on the kernel's estimates.
 
 Scenarios (N = 1e4; --long adds N = 1e6):
   lock       random phases -> time to r >= 0.95 / 0.99; steady RMS phase error; recovery after 10 % scramble
@@ -14,11 +14,9 @@ Scenarios (N = 1e4; --long adds N = 1e6):
   kuramoto   plain mean-field Kuramoto at K = 5 Kc, ideal (no noise/limits, as SYNC_SCIENCE 3.2) and through the
              kernel's 'kuramoto' mode in the same constrained simulator
 
-Usage: python bench/sync_lock.py [--long] [--seeds S]
+Usage: python bench/sync_lock.py [--quick] [--long] [--seeds S] [--floor]
 The last line printed is one JSON object.
 """
-
-from __future__ import annotations
 
 import argparse
 import json
@@ -31,205 +29,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from lumina_nodes.kernels.phase_lock import PhaseLockKernel, SyncConfig
+from lumina_nodes.models.loop_sim import TICK_S, kuramoto_ideal, lock_scenario, split_scenario
+from lumina_nodes.phase import TWO_PI, wrap_cycles
 
-TWO_PI = 2 * math.pi
-DT = 0.02
 # Physical floor for |offset| <= 0.25 Hz and slew <= 0.5 Hz/s (the kernel's defaults): ideal devices with no
 # noise, loss or delay, known detuning, each driven by the time-optimal bang-bang law (offset follows
 # sign(e) sqrt(2 a |e|)), N = 2e4, same f ~ N(1, 0.05) Hz; see ideal_floor().
 LOWER_BOUND = {"t95": 1.80, "t99": 2.32, "recovery": 1.50}  # bench/sync_lock.py --floor
-
-
-class LoopSim:
-    """Vectorised jewels: true phase (cycles), natural frequency (Hz), applied offset (Hz).
-
-    Each tick the device slews its applied offset towards clip(command, +-max_offset) at <= device_slew Hz/s and
-    integrates its phase with the mean frequency over the tick (no phase jumps).
-    """
-
-    def __init__(
-        self,
-        n,
-        rng,
-        f_mean=1.0,
-        f_sd=0.05,
-        noise_rad=0.05,
-        loss=0.2,
-        freq_noise_hz=0.002,
-        max_offset=0.25,
-        device_slew=1.0,
-    ):
-        self.n = n
-        self.rng = rng
-        self.ids = (np.arange(n, dtype=np.uint32) * 7 + 11).astype(np.uint32)
-        self.theta = rng.random(n)  # cycles
-        self.nat = rng.normal(f_mean, f_sd, n)
-        self.off = np.zeros(n)
-        self.cmd = np.zeros(n)
-        self.noise = noise_rad
-        self.loss = loss
-        self.fnoise = freq_noise_hz
-        self.max_offset = max_offset
-        self.slew = device_slew
-        self.t = 0.0
-
-    def advance(self, dt):
-        target = np.clip(self.cmd, -self.max_offset, self.max_offset)
-        d = np.clip(target - self.off, -self.slew * dt, self.slew * dt)
-        new = self.off + d
-        self.theta += (self.nat + 0.5 * (self.off + new)) * dt
-        self.theta -= np.rint(self.theta)
-        self.off = new
-        self.t += dt
-
-    def measure(self):
-        """(ids, phase rad, frequency Hz, offset Hz, sample_time) of the jewels whose report gets through."""
-        keep = self.rng.random(self.n) >= self.loss
-        idx = np.flatnonzero(keep)
-        ph = TWO_PI * self.theta[idx] + self.rng.normal(0, self.noise, idx.shape[0])
-        ph -= TWO_PI * np.rint(ph / TWO_PI)
-        fr = self.nat[idx] + self.off[idx] + self.rng.normal(0, self.fnoise, idx.shape[0])
-        return self.ids[idx], ph, fr, self.off[idx].copy(), self.t
-
-    def order(self):
-        z = np.exp(1j * TWO_PI * self.theta).mean()
-        return abs(z), math.atan2(z.imag, z.real)
-
-    def rms_error(self, mask=None):
-        th = self.theta if mask is None else self.theta[mask]
-        z = np.exp(1j * TWO_PI * th).mean()
-        e = TWO_PI * th - math.atan2(z.imag, z.real)
-        e -= TWO_PI * np.rint(e / TWO_PI)
-        return float(np.sqrt(np.mean(e * e)))
-
-
-def run_loop(sim, kernel, seconds, on_tick=None, delay_ticks=1):
-    """Advance sim and kernel together for ``seconds``; returns arrays t, r (true) and the TickResults."""
-    slots = kernel.register(0, sim.ids)
-    pending = []
-    ts, rs, res = [], [], []
-    steps = int(round(seconds / DT))
-    for _ in range(steps):
-        sim.advance(DT)
-        now = sim.t
-        pending.append(sim.measure())
-        if len(pending) > delay_ticks:
-            ids, ph, fr, of, st = pending.pop(0)
-            kernel.ingest(0, ids, ph, fr, of, st, now)
-        tr = kernel.step(now)
-        sim.cmd = kernel.commands_for(0, slots)
-        r, _ = sim.order()
-        ts.append(now)
-        rs.append(r)
-        res.append(tr)
-        if on_tick is not None:
-            on_tick(sim, kernel, tr, now)
-    return np.array(ts), np.array(rs), res
-
-
-def first_time(t, cond, after=0.0, strict=True):
-    idx = np.flatnonzero(cond & ((t > after + 1e-9) if strict else (t >= after)))
-    return float(t[idx[0]] - after) if idx.shape[0] else float("nan")
-
-
-def lock_scenario(n, seed, cfg=None, seconds=12.0, scramble_at=8.0):
-    rng = np.random.default_rng(seed)
-    sim = LoopSim(n, rng)
-    kernel = PhaseLockKernel(n, cfg or SyncConfig())
-    scr = {}
-
-    def on_tick(s, k, tr, now):
-        if "done" not in scr and now >= scramble_at - 1e-9:
-            m = rng.random(s.n) < 0.10
-            s.theta[m] = rng.random(int(m.sum()))
-            scr["done"] = now
-            scr["rms_before"] = s.rms_error()
-        if now <= scramble_at - 1e-9 and now >= scramble_at - 2.0:
-            scr.setdefault("rms", []).append(s.rms_error())
-            scr.setdefault("r", []).append(s.order()[0])
-
-    t, r, res = run_loop(sim, kernel, seconds, on_tick)
-    r_ss = float(np.mean(scr["r"]))
-    t_scr = scr["done"]
-    rec = first_time(t, r >= r_ss - 0.01, after=t_scr, strict=True)
-    rmin_after = float(r[t > t_scr].min())
-    return {
-        "t95_s": first_time(t, r >= 0.95),
-        "t99_s": first_time(t, r >= 0.99),
-        "rms_rad": float(np.mean(scr["rms"])),
-        "steady_r": r_ss,
-        "recovery_s": rec,
-        "scramble_r_min": rmin_after,
-        "kernel_lock_fraction": float(res[int(scramble_at / DT) - 2].lock_fraction),
-        "kernel_r_vs_true": float(res[int(scramble_at / DT) - 2].order_parameter),
-    }
-
-
-def split_scenario(n, seed, shift_hz, seconds=6.0, split_at=3.0, cfg=None):
-    """Tight population locked, then half of it jumps by shift_hz at split_at."""
-    rng = np.random.default_rng(seed)
-    sim = LoopSim(n, rng, f_sd=0.002)
-    kernel = PhaseLockKernel(n, cfg or SyncConfig())
-    half = np.zeros(n, dtype=bool)
-    half[rng.permutation(n)[: n // 2]] = True
-    rec = {"detect": None, "resolve": None, "resolution": None, "false_split": False}
-
-    def on_tick(s, k, tr, now):
-        if now < split_at - 1e-9:
-            if len(tr.clusters) > 1:
-                rec["false_split"] = True
-            return
-        if "shifted" not in rec:
-            s.nat[half] += shift_hz
-            rec["shifted"] = now
-            return
-        el = now - rec["shifted"]
-        if rec["detect"] is None and len(tr.clusters) >= 2:
-            rec["detect"] = el
-            rec["resolution"] = tr.clusters.resolution
-        if rec["detect"] is not None and rec["resolve"] is None and tr.clusters.resolution != "none":
-            if tr.clusters.resolution == "merging":
-                ok = s.order()[0] >= 0.99
-            else:  # each half coherent and running at a channel frequency (true device frequencies)
-                tg = np.asarray(tr.clusters.target_frequency)
-                ok = len(tg) >= 2 and float(np.min(tr.clusters.order_parameter)) >= 0.95
-                for m in (half, ~half):
-                    rm = abs(np.exp(1j * TWO_PI * s.theta[m]).mean())
-                    fm = float(np.mean(s.nat[m] + s.off[m]))
-                    ok = ok and rm >= 0.99 and float(np.min(np.abs(tg - fm))) <= 0.002
-            if ok:
-                rec["resolve"] = el
-                rec["targets"] = [float(x) for x in tr.clusters.target_frequency]
-
-    run_loop(sim, kernel, seconds, on_tick)
-    nan = float("nan")
-    return {
-        "detect_s": rec["detect"] if rec["detect"] is not None else nan,
-        "resolve_s": rec["resolve"] if rec["resolve"] is not None else nan,
-        "resolution": rec["resolution"],
-        "false_split_before": rec["false_split"],
-        "targets": rec.get("targets"),
-    }
-
-
-def kuramoto_ideal(n, seed, K, seconds=20.0):
-    """Plain mean-field Kuramoto, explicit Euler dt=0.02, float64, no noise/limits (SYNC_SCIENCE 3.2 setup)."""
-    rng = np.random.default_rng(seed)
-    th = rng.random(n) * TWO_PI
-    w = TWO_PI * rng.normal(1.0, 0.05, n)
-    t95 = t99 = float("nan")
-    for i in range(int(seconds / DT)):
-        c, s = np.cos(th), np.sin(th)
-        X, Y = c.mean(), s.mean()
-        r = math.hypot(X, Y)
-        t = i * DT
-        if math.isnan(t95) and r >= 0.95:
-            t95 = t
-        if math.isnan(t99) and r >= 0.99:
-            t99 = t
-            break
-        th += DT * (w + K * (Y * c - X * s))
-    return t95, t99
 
 
 def ideal_floor(n=20_000, slew=0.5, umax=0.25, seed=0):
@@ -245,11 +51,11 @@ def ideal_floor(n=20_000, slew=0.5, umax=0.25, seed=0):
         t = 0.0
         for _ in range(400):
             tgt = np.clip(-d + np.sign(e) * np.sqrt(2 * slew * np.abs(e)), -umax, umax)
-            new = off + np.clip(tgt - off, -slew * DT, slew * DT)
-            e -= (d + 0.5 * (off + new)) * DT
-            e -= np.rint(e)
+            new = off + np.clip(tgt - off, -slew * TICK_S, slew * TICK_S)
+            e -= (d + 0.5 * (off + new)) * TICK_S
+            wrap_cycles(e, out=e)
             off = new
-            t += DT
+            t += TICK_S
             r = abs(np.exp(2j * np.pi * e).mean())
             for key, thr in (("t95", 0.95), ("t99", 0.99)) if case == "lock" else (("recovery", 0.9),):
                 if key not in out and r >= thr:
@@ -278,23 +84,17 @@ def main():
     for n in sizes:
         big = n > 10_000  # N = 1e6 (--long): one seed, the main scenarios only (~0.15 s per simulated tick)
         seeds = range(1 if big else args.seeds)
-        L = [lock_scenario(n, s) for s in seeds]
-        fast = [] if big else [lock_scenario(n, s, SyncConfig(max_slew_hz_per_s=2.0)) for s in seeds]
-        B = [split_scenario(n, 100 + s, 0.02) for s in seeds]
-        F = [split_scenario(n, 200 + s, 0.6) for s in seeds]
+        L = [lock_scenario(PhaseLockKernel(n), n, s) for s in seeds]
+        fast = (
+            [] if big else [lock_scenario(PhaseLockKernel(n, SyncConfig(max_slew_hz_per_s=2.0)), n, s) for s in seeds]
+        )
+        B = [split_scenario(PhaseLockKernel(n), n, 100 + s, 0.02) for s in seeds]
+        F = [split_scenario(PhaseLockKernel(n), n, 200 + s, 0.6) for s in seeds]
+        kuramoto = SyncConfig(mode="kuramoto", kuramoto_coupling=K5, max_slew_hz_per_s=100.0)
         kk = (
             []
             if big
-            else [
-                lock_scenario(
-                    n,
-                    s,
-                    SyncConfig(mode="kuramoto", kuramoto_coupling=K5, max_slew_hz_per_s=100.0),
-                    seconds=16.0,
-                    scramble_at=13.0,
-                )
-                for s in seeds
-            ]
+            else [lock_scenario(PhaseLockKernel(n, kuramoto), n, s, seconds=16.0, scramble_at=13.0) for s in seeds]
         )
         ki = [kuramoto_ideal(n, s, K5) for s in seeds]
 

@@ -1,12 +1,10 @@
 """Tests of the phase-locking kernel (lumina_nodes/kernels/phase_lock/): plain numpy, no ROS.
 
-The closed-loop tests use the device simulator of bench/sync_lock.py (loaded by path), so the bench and the
-tests exercise the same loop.
+The closed-loop tests use the device simulator and scenarios of lumina_nodes/models/loop_sim.py, as
+bench/sync_lock.py does, so the bench and the tests exercise the same loop.
 """
 
-import importlib.util
 import math
-import os
 import subprocess
 import sys
 
@@ -23,21 +21,11 @@ from lumina_nodes.kernels.phase_lock import (
     SyncConfig,
     assign_channels,
 )
-from lumina_nodes.phase import wrap_phase
+from lumina_nodes.models.loop_sim import LoopSim, kuramoto_ideal, lock_scenario, run_loop, split_scenario
+from lumina_nodes.phase import TWO_PI, wrap_phase
 
 ROOT = str(REPO)
-TWO_PI = 2 * math.pi
 DT = 0.02
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_sync_lock", os.path.join(ROOT, "bench", "sync_lock.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bench = _load_bench()
 
 
 # --------------------------------------------------------------------------------------------- plain Kuramoto
@@ -91,7 +79,7 @@ def test_kuramoto_mode_matches_finite_sample_self_consistency(kmult):
 # --------------------------------------------------------------------------------------------- controller
 def test_controller_lock_targets_closed_loop():
     """Noisy (0.05 rad), lossy (20 %), late (20 ms) reports, |offset| <= 0.25 Hz, slew <= 0.5 Hz/s."""
-    out = bench.lock_scenario(3000, 0, seconds=12.0, scramble_at=10.0)
+    out = lock_scenario(PhaseLockKernel(3000), 3000, 0, seconds=12.0, scramble_at=10.0)
     # physical floor with a 0.5 Hz/s slew and 0.25 Hz limit, time-optimal ideal devices: t95 ~1.78 s, t99 ~2.32 s
     assert out["t95_s"] <= 2.0, out
     assert out["t99_s"] <= 2.7, out
@@ -105,16 +93,16 @@ def test_controller_lock_targets_closed_loop():
 def test_controller_much_faster_than_kuramoto_same_population():
     n = 2000
     Kc = TWO_PI * 0.05 * math.sqrt(8 / math.pi)
-    t95_k, _ = bench.kuramoto_ideal(n, 1, 5 * Kc, seconds=10.0)
-    ctl = bench.lock_scenario(n, 1, seconds=4.0, scramble_at=3.5)
+    t95_k, _ = kuramoto_ideal(n, 1, 5 * Kc, seconds=10.0)
+    ctl = lock_scenario(PhaseLockKernel(n), n, 1, seconds=4.0, scramble_at=3.5)
     assert ctl["t95_s"] * 2 < t95_k, (ctl, t95_k)
 
 
 def _locked_kernel(n=200, seed=0, seconds=4.0, cfg=None):
     rng = np.random.default_rng(seed)
-    sim = bench.LoopSim(n, rng, loss=0.0)
+    sim = LoopSim(n, rng, loss=0.0)
     k = PhaseLockKernel(16, cfg or SyncConfig())  # small capacity: exercises growth
-    bench.run_loop(sim, k, seconds)
+    run_loop(sim, k, seconds)
     return sim, k, rng
 
 
@@ -149,7 +137,7 @@ def test_silent_jewels_excluded_then_recaptured():
     k.ingest(0, *sim.measure()[:4], sim.t, sim.t)
     st0 = k.slot_state(slots[quiet])
     assert np.all(st0["integ"] == 0.0) and np.all(st0["active"] | True)
-    _, _, res_all = bench.run_loop(sim, k, 3.0)
+    _, _, res_all = run_loop(sim, k, 3.0)
     assert res_all[-1].jewels_active == n
     # true phases of the re-captured jewels back on the collective within 0.1 rad
     z = np.exp(1j * TWO_PI * sim.theta).mean()
@@ -159,7 +147,7 @@ def test_silent_jewels_excluded_then_recaptured():
 
 # --------------------------------------------------------------------------------------------- clusters
 def test_bimodal_split_detected_and_merged_when_close():
-    out = bench.split_scenario(4000, 7, 0.02, seconds=5.0, split_at=2.5)
+    out = split_scenario(PhaseLockKernel(4000), 4000, 7, 0.02, seconds=5.0, split_at=2.5)
     assert not out["false_split_before"]
     assert out["detect_s"] <= 1.0, out
     assert out["resolution"] == "merging", out
@@ -169,7 +157,7 @@ def test_bimodal_split_detected_and_merged_when_close():
 
 
 def test_bimodal_split_detected_and_separated_when_far():
-    out = bench.split_scenario(4000, 8, 0.6, seconds=6.0, split_at=2.5)
+    out = split_scenario(PhaseLockKernel(4000), 4000, 8, 0.6, seconds=6.0, split_at=2.5)
     assert out["detect_s"] <= 1.0, out
     assert out["resolution"] == "separate_channel", out
     assert out["resolve_s"] <= 2.5, out
@@ -358,7 +346,7 @@ def test_commands_respect_comfort_and_slew_limits(seed, mode, umax, slew, scale)
 def test_coupling_scale_and_reference_hooks():
     sim, k, _ = _locked_kernel(300, seed=5, seconds=3.0)
     k.set_reference(1.05, slew_hz_per_s=0.05)
-    _, _, res = bench.run_loop(sim, k, 4.0)
+    _, _, res = run_loop(sim, k, 4.0)
     assert abs(res[-1].reference_frequency - 1.05) < 1e-9
     assert abs(res[-1].collective_frequency - 1.0) < 0.02  # population mean natural frequency unchanged
     true_f = np.mean(sim.nat + sim.off)

@@ -9,8 +9,6 @@ Timing: median tick of each trial, best trial of several (single thread, after w
 Usage: python bench/sync_kernel.py [--quick]. The last line printed is one JSON object.
 """
 
-from __future__ import annotations
-
 import argparse
 import json
 import math
@@ -23,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from lumina_nodes.kernels.phase_lock import PhaseLockKernel, SyncConfig
+from lumina_nodes.phase import TWO_PI, wrap_phase
 
-TWO_PI = 2 * math.pi
 DT = 0.02
 
 
@@ -35,8 +33,7 @@ def bench_kernel(n, ticks, trials, cfg=None, kernel_only=False):
     th0 = rng.random(n) * TWO_PI
     sets = []
     for j in range(4):  # rotating report sets, prepared outside the timed region
-        ph = th0 + TWO_PI * nat * (j * DT) + rng.normal(0, 0.05, n)
-        ph -= TWO_PI * np.rint(ph / TWO_PI)
+        ph = wrap_phase(th0 + TWO_PI * nat * (j * DT) + rng.normal(0, 0.05, n))
         sets.append((ph, nat + rng.normal(0, 0.002, n), np.zeros(n)))
     k = PhaseLockKernel(n, cfg or SyncConfig())
     now = 1.0

@@ -27,8 +27,9 @@ import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 
+from lumina_nodes.constants import ClusterResolution, DiagnosticLevel, SyncMode
 from lumina_nodes.fastpath import from_field, to_field
-from lumina_nodes.kernels.phase_lock import PhaseLockKernel, SyncConfig
+from lumina_nodes.kernels.phase_lock import PhaseLockKernel, SyncConfig, settings
 from lumina_nodes.msg import (
     BioDreamSample,
     ClusterState,
@@ -40,9 +41,7 @@ from lumina_nodes.msg import (
 )
 from lumina_nodes.nodes.common import (
     BATCH_QOS,
-    OK,
     STATE_QOS,
-    WARN,
     DiagnosticsPublisher,
     Param,
     StartupError,
@@ -54,13 +53,6 @@ from lumina_nodes.nodes.common import (
 )
 from lumina_nodes.srv import SetRhythm
 from lumina_nodes.timing import LoopStats
-
-RESOLUTIONS = {
-    "none": ClusterState.RESOLUTION_NONE,
-    "merging": ClusterState.RESOLUTION_MERGING,
-    "separate_channel": ClusterState.RESOLUTION_SEPARATE_CHANNEL,
-}
-MODES = {"controller": SyncState.MODE_CONTROLLER, "kuramoto": SyncState.MODE_KURAMOTO}
 
 NODE_PARAMS = (
     Param(
@@ -98,42 +90,24 @@ NODE_PARAMS = (
 )
 
 
-# Descriptor ranges of the tunable kernel settings (SyncConfig.validate() checks every field either way).
-CONFIG_RANGES = {
-    "rate_hz": (1.0, 1000.0),
-    "kuramoto_coupling": (0.0, 100.0),
-    "kp": (0.0, 100.0),
-    "ki": (0.0, 100.0),
-    "max_offset_hz": (0.0, 10.0),
-    "max_slew_hz_per_s": (0.0, 100.0),
-    "silence_timeout_s": (0.01, 60.0),
-    "lock_threshold_rad": (0.001, 3.14159),
-    "channel_spacing_hz": (0.001, 10.0),
-    "coupling_scale": (0.0, 10.0),
-}
-# Settings fixed at start (the loop rate sets the timer; the block size the buffers).
-CONFIG_READ_ONLY = ("rate_hz", "chunk")
-
-
 def config_params():
-    """One ROS parameter per SyncConfig field; descriptions come from the SyncConfig docstring."""
-    docs = dict(re.findall(r"^    (\w+) : [^\n]+\n((?:        [^\n]+\n)+)", SyncConfig.__doc__, re.M))
-    params = []
-    for field in dataclasses.fields(SyncConfig):
-        low, high = CONFIG_RANGES.get(field.name, (None, None))
-        description = " ".join(docs.get(field.name, field.name).split())
-        params.append(
-            Param(
-                field.name,
-                field.default,
-                description,
-                low,
-                high,
-                read_only=field.name in CONFIG_READ_ONLY,
-                choices=("controller", "kuramoto") if field.name == "mode" else (),
-            )
+    """One ROS parameter per SyncConfig field: description, range and read-only flag from the field's Setting.
+
+    Open low bounds (value > low) are declared as [low, high]; SyncConfig.validate() refuses low itself, both
+    at start-up and in the set-parameters callback. Param lists the choices of a name itself.
+    """
+    return tuple(
+        Param(
+            field.name,
+            field.default,
+            setting.description if setting.choices else setting.summary(),
+            setting.low,
+            setting.high,
+            read_only=setting.read_only,
+            choices=setting.choices,
         )
-    return tuple(params)
+        for field, setting in settings()
+    )
 
 
 class Driver:
@@ -311,7 +285,7 @@ class Synchronizer(Node):
 
     def _state_message(self, result, stamp_msg):
         msg = SyncState(
-            mode=MODES[self.config.mode],
+            mode=getattr(SyncMode, self.config.mode.upper()),  # the kernel's names are the constants' names
             order_parameter=result.order_parameter,
             mean_phase=result.mean_phase,
             collective_frequency=result.collective_frequency,
@@ -334,7 +308,7 @@ class Synchronizer(Node):
                     order_parameter=cluster.order_parameter,
                     mean_phase=cluster.mean_phase,
                     target_frequency=cluster.target_frequency,
-                    resolution=RESOLUTIONS[cluster.resolution],
+                    resolution=getattr(ClusterResolution, cluster.resolution.upper()),
                 )
             )
         by_key = {d.key: d for d in self.drivers.values()}
@@ -428,11 +402,11 @@ class Synchronizer(Node):
     def _diagnostics(self):
         timing = self.stats.summary()
         result = self.last_result
-        level, message = OK, "locked" if result and result.order_parameter >= 0.9 else "locking"
+        level, message = DiagnosticLevel.OK, "locked" if result and result.order_parameter >= 0.9 else "locking"
         if timing["deadline_misses"]:
-            level, message = WARN, f"{timing['deadline_misses']} deadline misses"
+            level, message = DiagnosticLevel.WARN, f"{timing['deadline_misses']} deadline misses"
         if self.ingest_rejects:
-            level = WARN
+            level = DiagnosticLevel.WARN
             message = f"rejected input: {self.ingest_rejects}"
         values = {"drivers": len(self.drivers), "mode": self.config.mode, **timing}
         if result:
@@ -448,7 +422,7 @@ class Synchronizer(Node):
             age = clock_seconds(self) - driver.last_arrival if driver.last_arrival else float("inf")
             statuses.append(
                 diagnostic_status(
-                    OK if age < self.config.silence_timeout_s else WARN,
+                    DiagnosticLevel.OK if age < self.config.silence_timeout_s else DiagnosticLevel.WARN,
                     f"driver {driver.namespace}",
                     "reporting" if age < self.config.silence_timeout_s else "silent",
                     driver.driver_id,

@@ -1,11 +1,11 @@
 """The phase-locking kernel of the synchronizer (plain numpy; no rclpy).
 
-``config`` (:class:`SyncConfig`), ``results`` (what ingest and step
+``config`` (:class:`SyncConfig`, with a :class:`Setting` per field), ``results`` (what ingest and step
 return), ``channels`` (:func:`assign_channels`), ``kernel`` (:class:`PhaseLockKernel`).
 """
 
 from .channels import assign_channels
-from .config import SyncConfig
+from .config import Setting, SyncConfig, settings
 from .kernel import PhaseLockKernel
 from .results import (
     MESSAGE_REASONS,
@@ -25,7 +25,9 @@ __all__ = [
     "DriverTable",
     "IngestReport",
     "PhaseLockKernel",
+    "Setting",
     "SyncConfig",
     "TickResult",
     "assign_channels",
+    "settings",
 ]

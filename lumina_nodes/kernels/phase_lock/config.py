@@ -1,174 +1,311 @@
-"""Configuration of the phase-locking kernel: :class:`SyncConfig`."""
+"""Configuration of the phase-locking kernel: :class:`SyncConfig`, every field described by a :class:`Setting`.
+
+The settings (meaning, unit, valid range) live in one place, the dataclass field metadata:
+:meth:`SyncConfig.validate` checks against them, the synchronizer node declares its ROS parameters (descriptions,
+ranges, read-only flags) from them, and the class docstring lists them.
+"""
 
 import dataclasses
 import math
+import textwrap
 
 import numpy as np
 
 
-@dataclasses.dataclass
-class SyncConfig:
-    """Synchronizer parameters (SI units: s, Hz, rad). :meth:`validate` lists what is wrong, if anything.
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """Meaning and valid values of one :class:`SyncConfig` field (stored as its field metadata ``"setting"``).
 
     Attributes
     ----------
-    rate_hz : float
-        Tick rate of :meth:`PhaseLockKernel.step` (Hz); used for the first tick and for the filter constant.
-    mode : {'controller', 'kuramoto'}
-        Per-jewel type-2 controller, or the reference plain mean-field Kuramoto.
-    kuramoto_coupling : float
-        Kuramoto coupling K (rad/s), used in ``'kuramoto'`` mode. 5 Kc for f ~ N(1, 0.05) Hz is 2.507 rad/s.
-    kp : float
-        Proportional gain (1/s): Hz of offset per cycle of phase error (= rad/s per rad). The default 4.0 equals
-        ``2 * max_slew_hz_per_s / max_offset_hz`` (fastest gain whose saturated approach never needs more
-        deceleration than the slew limit allows).
-    ki : float
-        Integral gain (1/s^2): Hz of offset per second per cycle of phase error.
-    integral_zone_cycles : float
-        The integrator sees the error clipped to +- this (cycles), so the large acquisition errors do not wind it up.
-    integral_limit_hz : float
-        Clamp of the integral term (Hz).
-    integral_every_ticks : int
-        The integrator (and the population mean frequency) is updated every this many ticks with the accumulated
-        dt (amortised cost; the integral loop is far slower than the tick rate).
-    frequency_filter_s : float
-        Time constant (s) of the per-sample filter of ``frequency - frequency_offset`` (natural-frequency estimate).
-    max_offset_hz : float
-        Comfort limit: the command never exceeds +- this (Hz).
-    max_slew_hz_per_s : float
-        The command never changes faster than this (Hz/s).
-    silence_timeout_s : float
-        A jewel with no accepted sample for longer than this is silent: excluded from r, psi, clusters and driven
-        to 0 offset; its next sample re-captures it (fresh filter, integrator reset).
-    future_tolerance_s : float
-        Samples stamped later than ``now + future_tolerance_s`` are rejected.
-    max_frequency_hz : float
-        Reported frequencies above this (Hz) are absurd and rejected (as are frequencies <= 0).
-    lock_threshold_rad : float
-        A jewel counts as locked when its wrapped error to its target is below this (rad).
-    cluster_gap_hz : float
-        Detection threshold: two groups of natural frequencies are separate clusters when an (almost) empty gap at
-        least this wide (Hz) lies between them.
-    cluster_min_fraction : float
-        A cluster must hold at least this fraction of the active jewels; smaller groups join the nearest cluster.
-    cluster_min_size : int
-        ... and at least this many jewels.
-    cluster_gap_spacing_factor : float
-        A gap must also be this many times the typical neighbour spacing (interquartile range / active count), so
-        sparse populations (tens of jewels) are not split at chance gaps.
-    cluster_noise_fraction : float
-        A histogram bin holding at most this fraction of the active jewels counts as empty (gap).
-    cluster_valley_fraction : float
-        A histogram bin (width cluster_gap_hz / 4) holding at most this fraction of the fullest bin also counts as
-        empty, so two dense groups separate at their valley, not only at a completely empty gap.
-    cluster_every_ticks : int
-        Cluster detection runs every this many ticks (amortised cost); per-cluster figures are reported every tick.
-    cluster_sample_size : int
-        Detection histograms an evenly strided sample of at most about this many jewels (a 5 % cluster still has
-        ~800 members in it); per-jewel labels are computed over all jewels only when there are >= 2 clusters.
-    cluster_confirm : int
-        A new cluster structure must be seen on this many consecutive detections before it is acted on.
-    cluster_span_hz : float
-        The detection histogram covers the population mean +- this (Hz); natural frequencies outside are clipped in.
-    merge_margin : float
-        Clusters are merged onto one rhythm when every member's detuning from it is within
-        ``merge_margin * max_offset_hz`` (the rest of the comfort range is kept for phase correction).
-    channel_spacing_hz : float
-        Channel grid (Hz) for clusters that cannot merge: cluster j goes to a distinct grid frequency.
-    coupling_scale : float
-        Gain multiplier (Bio-Dream hook): scales kp and ki (controller) or K (kuramoto). See
-        :meth:`PhaseLockKernel.set_coupling_scale` for per-jewel scales.
-    chunk : int
-        Block size (slots) of the cache-blocked hot loop.
-    exact_sums : bool
-        False (default): the per-block sums of cos/sin are one float32 BLAS matrix-vector product (measured error
-        <= 1e-6 of the block size near lock, i.e. <= 1e-6 in r), accumulated in float64 across blocks.
-        True: float64-accumulating reductions inside blocks too (about 0.6 ns/jewel slower).
+    description : str
+        What the field does.
+    unit : str
+        SI unit of the value; empty for counts, fractions, flags and names.
+    low, high : int or float or None
+        Valid range, both ends inclusive unless ``low_open``; None for a flag or a name.
+    low_open : bool
+        ``low`` itself is invalid (the value must be > low). ROS parameter ranges are closed, so the synchronizer
+        node declares [low, high] and its :meth:`SyncConfig.validate` call refuses ``low``.
+    integer : bool
+        Whole numbers only.
+    read_only : bool
+        Fixed once the synchronizer node runs (a read-only parameter).
+    choices : tuple of str
+        The valid values of a name.
     """
 
-    rate_hz: float = 50.0
-    mode: str = "controller"
-    kuramoto_coupling: float = 2.507
-    kp: float = 4.0
-    ki: float = 2.0
-    integral_zone_cycles: float = 0.01
-    integral_limit_hz: float = 0.1
-    integral_every_ticks: int = 4
-    frequency_filter_s: float = 0.2
-    max_offset_hz: float = 0.25
-    max_slew_hz_per_s: float = 0.5
-    silence_timeout_s: float = 0.5
-    future_tolerance_s: float = 0.05
-    max_frequency_hz: float = 20.0
-    lock_threshold_rad: float = 0.1
-    cluster_gap_hz: float = 0.005
-    cluster_min_fraction: float = 0.05
-    cluster_min_size: int = 5
-    cluster_gap_spacing_factor: float = 25.0
-    cluster_noise_fraction: float = 1e-5
-    cluster_valley_fraction: float = 0.02
-    cluster_every_ticks: int = 10
-    cluster_sample_size: int = 16384
-    cluster_confirm: int = 2
-    cluster_span_hz: float = 2.0
-    merge_margin: float = 0.8
-    channel_spacing_hz: float = 0.05
-    coupling_scale: float = 1.0
-    chunk: int = 65536
-    exact_sums: bool = False
+    description: str
+    unit: str = ""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    integer: bool = False
+    read_only: bool = False
+    choices: tuple = ()
+
+    def range_text(self) -> str:
+        """The valid values as text: ``(0, 10] Hz``, ``[1, 1000]``, ``one of 'controller', 'kuramoto'``."""
+        if self.choices:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.low is None:
+            return "True or False"
+        text = f"{'(' if self.low_open else '['}{_number(self.low)}, {_number(self.high)}]"
+        return f"{text} {self.unit}" if self.unit else text
+
+    def summary(self) -> str:
+        """The description with the valid values, as the docstring and the ROS parameter descriptions show it."""
+        return f"{self.description} Valid: {self.range_text()}."
+
+    def problem(self, name: str, value) -> str | None:
+        """Why ``value`` is not valid for the field ``name``, or None when it is."""
+        if self.choices:
+            return (
+                None
+                if isinstance(value, str) and value in self.choices
+                else f"{name} must be {self.range_text()}, got {value!r}"
+            )
+        if self.low is None:
+            return None if isinstance(value, (bool, np.bool_)) else f"{name} must be a bool, got {value!r}"
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            return f"{name} must be a number, got {value!r}"
+        if not math.isfinite(float(value)):
+            return f"{name} must be finite, got {value!r}"
+        if self.integer and int(value) != value:
+            return f"{name} must be an integer, got {value!r}"
+        if (value <= self.low if self.low_open else value < self.low) or value > self.high:
+            return f"{name} must be in {self.range_text()}, got {value!r}"
+        return None
+
+
+def _number(x) -> str:
+    return str(x) if isinstance(x, int) else f"{x:.10g}"
+
+
+def _setting(default, description, unit="", low=None, high=None, **flags):
+    """A dataclass field with its :class:`Setting` as metadata."""
+    return dataclasses.field(default=default, metadata={"setting": Setting(description, unit, low, high, **flags)})
+
+
+def settings():
+    """Every :class:`SyncConfig` field with its :class:`Setting`: list of (dataclasses.Field, Setting)."""
+    return [(f, f.metadata["setting"]) for f in dataclasses.fields(SyncConfig)]
+
+
+@dataclasses.dataclass
+class SyncConfig:
+    """Synchronizer parameters (SI units: s, Hz, rad). :meth:`validate` lists what is wrong, if anything."""
+
+    rate_hz: float = _setting(
+        50.0,
+        "Tick rate of PhaseLockKernel.step and of the synchronizer loop: the dt of the first tick; a longer gap "
+        "between ticks counts as at most 10 periods.",
+        "Hz",
+        1.0,
+        1000.0,
+        read_only=True,
+    )
+    mode: str = _setting(
+        "controller",
+        "Control law: 'controller' (per-jewel type-2 controller) or 'kuramoto' (the reference plain mean-field "
+        "Kuramoto).",
+        choices=("controller", "kuramoto"),
+    )
+    kuramoto_coupling: float = _setting(
+        2.507, "Kuramoto coupling K, used in 'kuramoto' mode; 5 Kc for f ~ N(1, 0.05) Hz is 2.507.", "rad/s", 0.0, 100.0
+    )
+    kp: float = _setting(
+        4.0,
+        "Proportional gain: Hz of offset per cycle of phase error (= rad/s per rad). The default equals "
+        "2 * max_slew_hz_per_s / max_offset_hz, the fastest gain whose saturated approach never needs more "
+        "deceleration than the slew limit allows.",
+        "1/s",
+        0.0,
+        100.0,
+    )
+    ki: float = _setting(2.0, "Integral gain: Hz of offset per second per cycle of phase error.", "1/s^2", 0.0, 100.0)
+    integral_zone_cycles: float = _setting(
+        0.01,
+        "The integrator sees the phase error clipped to +- this, so large acquisition errors do not wind it up.",
+        "cycles",
+        0.0,
+        0.5,
+        low_open=True,
+    )
+    integral_limit_hz: float = _setting(0.1, "Clamp of the integral term.", "Hz", 0.0, 10.0)
+    integral_every_ticks: int = _setting(
+        4,
+        "The integrator (and the population mean frequency) is updated every this many ticks with the accumulated "
+        "dt (amortised cost; the integral loop is far slower than the tick rate).",
+        "",
+        1,
+        1000,
+        integer=True,
+    )
+    frequency_filter_s: float = _setting(
+        0.2,
+        "Time constant of the filter of frequency - frequency_offset (the natural-frequency estimate).",
+        "s",
+        0.0,
+        60.0,
+        low_open=True,
+    )
+    max_offset_hz: float = _setting(
+        0.25, "Comfort limit: the commanded offset never exceeds +- this.", "Hz", 0.0, 10.0, low_open=True
+    )
+    max_slew_hz_per_s: float = _setting(
+        0.5, "The commanded offset never changes faster than this.", "Hz/s", 0.0, 10000.0, low_open=True
+    )
+    silence_timeout_s: float = _setting(
+        0.5,
+        "A jewel with no accepted sample for longer than this is silent: excluded from r, psi and clusters and "
+        "driven to 0 offset; its next sample re-captures it (fresh frequency estimate, integrator reset).",
+        "s",
+        0.01,
+        60.0,
+    )
+    future_tolerance_s: float = _setting(0.05, "Samples stamped later than now + this are rejected.", "s", 0.0, 10.0)
+    max_frequency_hz: float = _setting(
+        20.0,
+        "Reported frequencies above this are absurd and rejected (as are frequencies <= 0).",
+        "Hz",
+        0.0,
+        1000.0,
+        low_open=True,
+    )
+    lock_threshold_rad: float = _setting(
+        0.1,
+        "A jewel counts as locked when its wrapped error to its target is below this.",
+        "rad",
+        0.0,
+        math.pi,
+        low_open=True,
+    )
+    cluster_gap_hz: float = _setting(
+        0.005,
+        "Detection threshold: two groups of natural frequencies are separate clusters when an (almost) empty gap "
+        "at least this wide lies between them.",
+        "Hz",
+        0.0,
+        10.0,
+        low_open=True,
+    )
+    cluster_min_fraction: float = _setting(
+        0.05,
+        "A cluster must hold at least this fraction of the active jewels; smaller groups join the nearest cluster.",
+        "",
+        0.0,
+        0.5,
+        low_open=True,
+    )
+    cluster_min_size: int = _setting(
+        5, "A cluster must also hold at least this many jewels.", "", 0, 1_000_000_000, integer=True
+    )
+    cluster_gap_spacing_factor: float = _setting(
+        25.0,
+        "A gap must also be this many times the typical neighbour spacing (interquartile range / active count), "
+        "so sparse populations (tens of jewels) are not split at chance gaps.",
+        "",
+        0.0,
+        1000.0,
+    )
+    cluster_noise_fraction: float = _setting(
+        1e-5, "A histogram bin holding at most this fraction of the active jewels counts as empty (gap).", "", 0.0, 0.1
+    )
+    cluster_valley_fraction: float = _setting(
+        0.02,
+        "A histogram bin (width cluster_gap_hz / 4) holding at most this fraction of the fullest bin also counts "
+        "as empty, so two dense groups separate at their valley, not only at a completely empty gap.",
+        "",
+        0.0,
+        0.5,
+    )
+    cluster_every_ticks: int = _setting(
+        10,
+        "Cluster detection runs every this many ticks (amortised cost); per-cluster figures are reported every tick.",
+        "",
+        1,
+        10_000,
+        integer=True,
+    )
+    cluster_sample_size: int = _setting(
+        16384,
+        "Detection histograms an evenly strided sample of at most about this many jewels (a 5 % cluster still has "
+        "~800 members in it); per-jewel labels are computed over all jewels only when there are >= 2 clusters.",
+        "",
+        101,
+        1_000_000_000,
+        integer=True,
+    )
+    cluster_confirm: int = _setting(
+        2,
+        "A new cluster structure must be seen on this many consecutive detections before it is acted on.",
+        "",
+        1,
+        100,
+        integer=True,
+    )
+    cluster_span_hz: float = _setting(
+        2.0,
+        "The detection histogram covers the population mean +- this; natural frequencies outside are clipped in.",
+        "Hz",
+        0.0,
+        100.0,
+        low_open=True,
+    )
+    merge_margin: float = _setting(
+        0.8,
+        "Clusters are merged onto one rhythm when every member's detuning from it is within "
+        "merge_margin * max_offset_hz (the rest of the comfort range is kept for phase correction).",
+        "",
+        0.0,
+        1.0,
+        low_open=True,
+    )
+    channel_spacing_hz: float = _setting(
+        0.05,
+        "Channel grid for clusters that cannot merge: each such cluster goes to a distinct multiple of this.",
+        "Hz",
+        0.001,
+        10.0,
+    )
+    coupling_scale: float = _setting(
+        1.0,
+        "Gain multiplier (the Bio-Dream hook): scales kp and ki (controller) or K (kuramoto); "
+        "PhaseLockKernel.set_coupling_scale also takes one scale per jewel.",
+        "",
+        0.0,
+        10.0,
+    )
+    chunk: int = _setting(
+        65536, "Block size (slots) of the cache-blocked hot loop.", "", 256, 1 << 24, integer=True, read_only=True
+    )
+    exact_sums: bool = _setting(
+        False,
+        "False: the per-block sums of cos/sin are one float32 BLAS matrix-vector product (measured error <= 1e-6 "
+        "of the block size near lock, i.e. <= 1e-6 in r), accumulated in float64 across blocks. True: "
+        "float64-accumulating reductions inside blocks too (about 0.6 ns/jewel slower).",
+    )
 
     def validate(self) -> list[str]:
         """Return human-readable errors (empty list when the configuration is usable)."""
-        errors = []
-
-        def num(name, lo=None, hi=None, lo_open=True, integer=False):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-                errors.append(f"{name} must be a number, got {v!r}")
-                return
-            if integer and int(v) != v:
-                errors.append(f"{name} must be an integer, got {v!r}")
-                return
-            if not math.isfinite(float(v)):
-                errors.append(f"{name} must be finite, got {v!r}")
-                return
-            if lo is not None and (v <= lo if lo_open else v < lo):
-                errors.append(f"{name} must be {'>' if lo_open else '>='} {lo}, got {v!r}")
-            if hi is not None and v > hi:
-                errors.append(f"{name} must be <= {hi}, got {v!r}")
-
-        num("rate_hz", 0, 10000)
-        if self.mode not in ("controller", "kuramoto"):
-            errors.append(f"mode must be 'controller' or 'kuramoto', got {self.mode!r}")
-        num("kuramoto_coupling", 0, lo_open=False)
-        num("kp", 0, lo_open=False)
-        num("ki", 0, lo_open=False)
-        num("integral_zone_cycles", 0, 0.5)
-        num("integral_limit_hz", 0, lo_open=False)
-        num("integral_every_ticks", 0, 1000, integer=True)
-        num("frequency_filter_s", 0)
-        num("max_offset_hz", 0, 10)
-        num("max_slew_hz_per_s", 0)
-        num("silence_timeout_s", 0)
-        num("future_tolerance_s", 0, lo_open=False)
-        num("max_frequency_hz", 0, 1000)
-        num("lock_threshold_rad", 0, math.pi)
-        num("cluster_gap_hz", 0)
-        num("cluster_min_fraction", 0, 0.5)
-        num("cluster_min_size", 0, 1e9, lo_open=False, integer=True)
-        num("cluster_gap_spacing_factor", 0, lo_open=False)
-        num("cluster_noise_fraction", 0, 0.1, lo_open=False)
-        num("cluster_valley_fraction", 0, 0.5, lo_open=False)
-        num("cluster_every_ticks", 0, 10000, integer=True)
-        num("cluster_sample_size", 100, 1e9, integer=True)
-        num("cluster_confirm", 0, 100, integer=True)
-        num("cluster_span_hz", 0, 100)
-        num("merge_margin", 0, 1)
-        num("channel_spacing_hz", 0)
-        num("coupling_scale", 0, 100, lo_open=False)
-        num("chunk", 255, 1 << 24, integer=True)
-        if not isinstance(self.exact_sums, (bool, np.bool_)):
-            errors.append(f"exact_sums must be a bool, got {self.exact_sums!r}")
+        errors = [p for f, s in settings() if (p := s.problem(f.name, getattr(self, f.name))) is not None]
         if not errors and self.cluster_span_hz / (self.cluster_gap_hz / 4.0) > 2_000_000:
             errors.append("cluster_span_hz / cluster_gap_hz too large (histogram would exceed 8e6 bins)")
         return errors
+
+
+def _attributes_doc() -> str:
+    """The numpydoc Attributes section of :class:`SyncConfig`, from the settings."""
+    lines = ["", "", "    Attributes", "    ----------"]
+    for field, setting in settings():
+        kind = field.type if isinstance(field.type, str) else field.type.__name__
+        lines.append(f"    {field.name} : {kind}")
+        text = setting.summary()
+        if setting.read_only:
+            text += " Read-only in the synchronizer node."
+        lines += [f"        {line}" for line in textwrap.wrap(text, 108)]
+    return "\n".join(lines) + "\n"
+
+
+SyncConfig.__doc__ += _attributes_doc()

@@ -29,7 +29,7 @@ from rclpy.node import Node
 
 from lumina_nodes.constants import ClusterResolution, DiagnosticLevel, SyncMode
 from lumina_nodes.fastpath import from_field, to_field
-from lumina_nodes.kernels.phase_lock import PhaseLockKernel, SyncConfig, settings
+from lumina_nodes.kernels.phase_lock import PhaseLockKernel, SyncConfig
 from lumina_nodes.msg import (
     BioDreamSample,
     ClusterState,
@@ -106,7 +106,7 @@ def config_params():
             read_only=setting.read_only,
             choices=setting.choices,
         )
-        for field, setting in settings()
+        for field, setting in SyncConfig.settings()
     )
 
 

@@ -5,7 +5,7 @@ return), ``channels`` (:func:`assign_channels`), ``kernel`` (:class:`PhaseLockKe
 """
 
 from .channels import assign_channels
-from .config import Setting, SyncConfig, settings
+from .config import Setting, SyncConfig
 from .kernel import PhaseLockKernel
 from .results import (
     MESSAGE_REASONS,
@@ -29,5 +29,4 @@ __all__ = [
     "SyncConfig",
     "TickResult",
     "assign_channels",
-    "settings",
 ]

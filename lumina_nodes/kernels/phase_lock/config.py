@@ -87,11 +87,6 @@ def _setting(default, description, unit="", low=None, high=None, **flags):
     return dataclasses.field(default=default, metadata={"setting": Setting(description, unit, low, high, **flags)})
 
 
-def settings():
-    """Every :class:`SyncConfig` field with its :class:`Setting`: list of (dataclasses.Field, Setting)."""
-    return [(f, f.metadata["setting"]) for f in dataclasses.fields(SyncConfig)]
-
-
 @dataclasses.dataclass
 class SyncConfig:
     """Synchronizer parameters (SI units: s, Hz, rad). :meth:`validate` lists what is wrong, if anything."""
@@ -287,9 +282,14 @@ class SyncConfig:
         "float64-accumulating reductions inside blocks too (about 0.6 ns/jewel slower).",
     )
 
+    @classmethod
+    def settings(cls) -> list:
+        """Every field with its :class:`Setting`, in declaration order: list of (dataclasses.Field, Setting)."""
+        return [(f, f.metadata["setting"]) for f in dataclasses.fields(cls)]
+
     def validate(self) -> list[str]:
         """Return human-readable errors (empty list when the configuration is usable)."""
-        errors = [p for f, s in settings() if (p := s.problem(f.name, getattr(self, f.name))) is not None]
+        errors = [p for f, s in self.settings() if (p := s.problem(f.name, getattr(self, f.name))) is not None]
         if not errors and self.cluster_span_hz / (self.cluster_gap_hz / 4.0) > 2_000_000:
             errors.append("cluster_span_hz / cluster_gap_hz too large (histogram would exceed 8e6 bins)")
         return errors
@@ -298,7 +298,7 @@ class SyncConfig:
 def _attributes_doc() -> str:
     """The numpydoc Attributes section of :class:`SyncConfig`, from the settings."""
     lines = ["", "", "    Attributes", "    ----------"]
-    for field, setting in settings():
+    for field, setting in SyncConfig.settings():
         kind = field.type if isinstance(field.type, str) else field.type.__name__
         lines.append(f"    {field.name} : {kind}")
         text = setting.summary()

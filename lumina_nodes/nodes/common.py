@@ -32,9 +32,6 @@ STATE_QOS = QoSProfile(
 )
 DIAGNOSTICS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
-# Diagnostic levels as ints (DiagnosticStatus stores them as one byte).
-OK, WARN, ERROR, STALE = 0, 1, 2, 3
-
 
 @dataclass(frozen=True)
 class Param:
@@ -92,7 +89,8 @@ def check_choices(params, changes):
 
 
 def diagnostic_status(level, name, message, hardware_id="", values=None):
-    """A DiagnosticStatus with key/values from a dict (values are formatted as text)."""
+    """A DiagnosticStatus with key/values from a dict (values are formatted as text); ``level`` is a
+    lumina_nodes.constants.DiagnosticLevel member (the message stores it as one byte)."""
     return DiagnosticStatus(
         level=bytes([level]),
         name=name,

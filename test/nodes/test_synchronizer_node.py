@@ -1,14 +1,23 @@
-"""The synchronizer node over DDS: locks simulated plazas, rejects bad input, validates live parameters."""
+"""The synchronizer node over DDS: locks simulated plazas, rejects bad input and never uses it, declares its
+parameters from the SyncConfig settings and validates live updates against them, takes Bio-Dream feedback."""
+
+import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
+from rclpy.parameter import parameter_value_to_python
 
 from lumina_nodes.fastpath import from_field, to_field
-from lumina_nodes.msg import JewelCommandBatch, JewelStateBatch, SyncState
+from lumina_nodes.kernels.phase_lock import SyncConfig
+from lumina_nodes.msg import BioDreamSample, JewelCommandBatch, JewelStateBatch, SyncState
 from lumina_nodes.nodes.common import BATCH_QOS, STATE_QOS
+from lumina_nodes.phase import TWO_PI, wrap_phase
+
+SETTINGS = {field.name: setting for field, setting in SyncConfig.settings()}
 
 
 def start_city(processes, plazas=2, jewels=100, sync_args=()):
@@ -76,20 +85,31 @@ def latest_loop_values(diagnostics):
     return {}
 
 
+def follow_fake_driver(processes, ros_node, *sync_args):
+    """A synchronizer following the driver /fake, which the test plays: its state publisher and what it hears."""
+    processes.start_node("synchronizer", "-p", "drivers:=[/fake]", *sync_args)
+    fake = SimpleNamespace(states=[], diagnostics=[], commands=[])
+    ros_node.node.create_subscription(SyncState, "/sync/state", fake.states.append, STATE_QOS)
+    ros_node.node.create_subscription(DiagnosticArray, "/diagnostics", fake.diagnostics.append, 10)
+    ros_node.node.create_subscription(JewelCommandBatch, "/fake/jewels/command", fake.commands.append, BATCH_QOS)
+    fake.pub = ros_node.node.create_publisher(JewelStateBatch, "/fake/jewels/state", BATCH_QOS)
+    ros_node.wait_for_subscribers("/fake/jewels/state")
+    return fake
+
+
 @pytest.fixture
 def fake_driver(processes, ros_node):
-    """A synchronizer following the driver /fake, played by the test: (state publisher, states, diagnostics)."""
-    processes.start_node("synchronizer", "-p", "drivers:=[/fake]")
-    states, diagnostics = [], []
-    ros_node.node.create_subscription(SyncState, "/sync/state", states.append, STATE_QOS)
-    ros_node.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
-    pub = ros_node.node.create_publisher(JewelStateBatch, "/fake/jewels/state", BATCH_QOS)
-    ros_node.wait_for_subscribers("/fake/jewels/state")
-    return pub, states, diagnostics
+    return follow_fake_driver(processes, ros_node)
+
+
+def command_offsets(command):
+    """{jewel id: commanded offset, Hz} of one JewelCommandBatch."""
+    ids = from_field(command.ids, np.uint32).tolist()
+    return dict(zip(ids, from_field(command.frequency_offset, np.float64).tolist(), strict=True))
 
 
 def test_bad_state_input_is_rejected_counted_and_never_used(fake_driver, processes, ros_node):
-    pub, states, diagnostics = fake_driver
+    pub, states, diagnostics = fake_driver.pub, fake_driver.states, fake_driver.diagnostics
     ids = np.arange(1, 11, dtype=np.uint32)
     good = np.linspace(-3, 3, 10)
     freq = np.full(10, 1.0)
@@ -106,7 +126,8 @@ def test_bad_state_input_is_rejected_counted_and_never_used(fake_driver, process
     mismatched = state_batch(ros_node, ids, good, freq)
     mismatched.phase = to_field(good[:7], np.float64)  # mismatched lengths: whole message
     pub.publish(mismatched)
-    pub.publish(state_batch(ros_node, ids, good, freq, stamp_shift=3600.0))  # stamped an hour ahead
+    # ten more jewels, at 2 Hz, whose only report is stamped an hour ahead
+    pub.publish(state_batch(ros_node, ids + 10, good, 2 * freq, stamp_shift=3600.0))
 
     def counted():
         values = latest_loop_values(diagnostics)
@@ -116,32 +137,93 @@ def test_bad_state_input_is_rejected_counted_and_never_used(fake_driver, process
     ros_node.spin_for(1.5)  # the next diagnostics round carries every counter
     values = latest_loop_values(diagnostics)
     rejected = {k[len("rejected_") :]: int(v) for k, v in values.items() if k.startswith("rejected_")}
-    assert rejected.pop("length_mismatch") == 10
-    assert sum(rejected.values()) >= 1 + 1 + 2 + 10, rejected
-    assert any("future" in k or "stamp" in k for k, v in rejected.items() if v >= 10), rejected
-    # the node keeps running and only valid jewels count
-    ros_node.spin_until(lambda: states, 5, "sync state")
+    assert rejected == {
+        "non_finite": 1,
+        "bad_frequency": 1,
+        "duplicate_id": 2,
+        "length_mismatch": 10,
+        "future_sample": 10,
+    }
+    # the node keeps running and only valid samples count: jewels 1..10 at 1 Hz (had the 2 Hz jewels or the
+    # -1 Hz sample been used, the collective frequency would show it; the NaN phase would make r NaN)
     assert processes.processes[0].running()
-    assert states[-1].jewels_total <= 10
+    reporting = [m for m in states if m.jewels_active]
+    assert reporting and max(m.jewels_active for m in reporting) == 10
+    assert all(m.collective_frequency == 1.0 and math.isfinite(m.order_parameter) for m in reporting)
+
+
+def call(ros_node, service_type, name, request):
+    """Call a service from the test node, as a `ros2 service call` would; return the response."""
+    client = ros_node.node.create_client(service_type, name)
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(request)
+    ros_node.spin_until(future.done, 10, f"{name} response")
+    return future.result()
 
 
 def set_parameter(ros_node, name, value):
-    client = ros_node.node.create_client(SetParameters, "/synchronizer/set_parameters")
-    assert client.wait_for_service(timeout_sec=10)
+    """Set one double parameter of the synchronizer, as `ros2 param set` would; return its SetParametersResult."""
     parameter = Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value))
-    future = client.call_async(SetParameters.Request(parameters=[parameter]))
-    ros_node.spin_until(future.done, 10, "set_parameters response")
-    return future.result().results[0]
+    request = SetParameters.Request(parameters=[parameter])
+    return call(ros_node, SetParameters, "/synchronizer/set_parameters", request).results[0]
 
 
-def test_live_gain_updates_are_validated(processes, ros_node):
+def test_declared_parameters_are_the_config_settings(processes, ros_node):
+    """What `ros2 param describe /synchronizer <name>` shows for each SyncConfig field is its Setting."""
     processes.start_node("synchronizer", "-p", "drivers:=[/none]")
-    ok = set_parameter(ros_node, "kp", 3.0)
+    names = list(SETTINGS)
+    described = call(
+        ros_node, DescribeParameters, "/synchronizer/describe_parameters", DescribeParameters.Request(names=names)
+    )
+    values = call(ros_node, GetParameters, "/synchronizer/get_parameters", GetParameters.Request(names=names))
+    defaults = SyncConfig()
+    for name, descriptor, value in zip(names, described.descriptors, values.values, strict=True):
+        setting = SETTINGS[name]
+        assert descriptor.name == name
+        assert setting.description in descriptor.description, (name, descriptor.description)
+        assert descriptor.read_only == setting.read_only, name
+        assert parameter_value_to_python(value) == getattr(defaults, name), name
+        if setting.low is None:  # a name or a flag
+            assert not descriptor.floating_point_range and not descriptor.integer_range, name
+        elif setting.integer:
+            assert descriptor.type == ParameterType.PARAMETER_INTEGER, name
+            assert (descriptor.integer_range[0].from_value, descriptor.integer_range[0].to_value) == (
+                setting.low,
+                setting.high,
+            ), name
+        else:
+            assert descriptor.type == ParameterType.PARAMETER_DOUBLE, name
+            assert (descriptor.floating_point_range[0].from_value, descriptor.floating_point_range[0].to_value) == (
+                setting.low,
+                setting.high,
+            ), name
+
+
+def test_live_updates_are_validated_against_the_settings_and_applied(processes, ros_node):
+    processes.start_node("synchronizer", "-p", "drivers:=[/none]")
+    states = []
+    ros_node.node.create_subscription(SyncState, "/sync/state", states.append, STATE_QOS)
+    ok = set_parameter(ros_node, "lock_threshold_rad", 0.2)
     assert ok.successful, ok.reason
-    rejected = set_parameter(ros_node, "kp", -1.0)
-    assert not rejected.successful and "kp" in rejected.reason
-    rejected = set_parameter(ros_node, "max_offset_hz", 50.0)
-    assert not rejected.successful and "max_offset_hz" in rejected.reason
+    ros_node.spin_until(lambda: states and states[-1].lock_threshold == 0.2, 5, "the new lock threshold in use")
+    # beyond the declared range: refused by the descriptor, naming the range
+    kp = SETTINGS["kp"]
+    rejected = set_parameter(ros_node, "kp", kp.high + 1.0)
+    assert not rejected.successful and f"Min: {kp.low}, Max: {kp.high}" in rejected.reason, rejected.reason
+    threshold = SETTINGS["lock_threshold_rad"]
+    rejected = set_parameter(ros_node, "lock_threshold_rad", 4.0)
+    assert not rejected.successful and f"Max: {threshold.high}" in rejected.reason, rejected.reason
+    # an open low bound, which a descriptor range cannot express: refused by SyncConfig.validate()
+    offset = SETTINGS["max_offset_hz"]
+    rejected = set_parameter(ros_node, "max_offset_hz", offset.low)
+    assert offset.low_open and not rejected.successful
+    assert f"max_offset_hz must be in {offset.range_text()}" in rejected.reason, rejected.reason
+    rejected = set_parameter(ros_node, "rate_hz", 20.0)
+    assert not rejected.successful and "read-only" in rejected.reason, rejected.reason
+    # the refused threshold is not in use
+    states.clear()
+    ros_node.spin_until(lambda: states, 5, "sync state")
+    assert states[-1].lock_threshold == 0.2
 
 
 @pytest.mark.parametrize("mode", ["kuramoto"])
@@ -155,7 +237,7 @@ def test_plain_kuramoto_mode_runs_as_reference(processes, ros_node, mode):
 
 
 def test_stale_elements_are_not_ingested_nor_counted_as_rejects(fake_driver, ros_node):
-    pub, states, diagnostics = fake_driver
+    pub, states, diagnostics = fake_driver.pub, fake_driver.states, fake_driver.diagnostics
     msg = state_batch(ros_node, np.arange(1, 11, dtype=np.uint32), np.zeros(10), np.ones(10), age=np.full(10, 5.0))
     status = np.zeros(10, np.uint8)
     status[:4] = JewelStateBatch.STATUS_STALE  # these repeat 5 s old reports
@@ -166,25 +248,43 @@ def test_stale_elements_are_not_ingested_nor_counted_as_rejects(fake_driver, ros
     # the stale and faulty jewels are known (their ids get slots and commands) but carry no sample
     ros_node.spin_until(lambda: states and states[-1].jewels_total == 10, 10, "the batch registered")
     assert states[-1].jewels_active == 5
+    ros_node.spin_until(lambda: fake_driver.commands, 5, "a command batch")
+    assert sorted(command_offsets(fake_driver.commands[-1])) == list(range(1, 11))
     diagnostics.clear()
     ros_node.spin_until(lambda: latest_loop_values(diagnostics), 5, "diagnostics")
     assert not any(k.startswith("rejected_") for k in latest_loop_values(diagnostics))
 
 
-def test_biodream_feedback_is_taken_for_known_jewels_and_rejects_counted(fake_driver, ros_node):
-    from lumina_nodes.msg import BioDreamSample
+def test_biodream_sample_scales_the_coupling_of_its_jewel_only(processes, ros_node):
+    # P-only control (ki 0): a settled command is coupling scale * kp * phase error
+    stage_gains = [1.0, 1.0, 0.8, 0.5, 0.9]
+    fake = follow_fake_driver(processes, ros_node, "-p", "ki:=0.0", "-p", f"coupling_by_stage:={stage_gains}")
+    ids = np.arange(1, 11, dtype=np.uint32)
+    ahead = np.zeros(10)
+    ahead[2:5] = 0.3  # jewels 3, 4 and 5 run 0.3 rad ahead of the others: the same phase error
 
-    pub, states, diagnostics = fake_driver
-    pub.publish(state_batch(ros_node, np.arange(1, 11, dtype=np.uint32), np.zeros(10), np.ones(10)))
-    ros_node.spin_until(lambda: states and states[-1].jewels_total == 10, 10, "the jewels registered")
+    def report():  # jewels at exactly 1 Hz that ignore their commands: the errors stay constant
+        msg = state_batch(ros_node, ids, np.zeros(10), np.ones(10))
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        msg.phase = to_field(wrap_phase(ahead + TWO_PI * stamp), np.float64)  # the phases at the stamp exactly
+        fake.pub.publish(msg)
+
+    ros_node.node.create_timer(0.02, report)
+    ros_node.spin_until(lambda: fake.states and fake.states[-1].jewels_active == 10, 10, "the jewels reporting")
+    ros_node.spin_for(1.0)  # commands settle through the slew limit
+    before = command_offsets(fake.commands[-1])
+    assert abs(before[3]) > 0.05
+    assert before[3] == pytest.approx(before[4], rel=1e-3) and before[3] == pytest.approx(before[5], rel=1e-3)
+
     samples = ros_node.node.create_publisher(BioDreamSample, "/biodream/samples", STATE_QOS)
     ros_node.wait_for_subscribers("/biodream/samples")
+    probabilities = [0.0, 0.0, 0.1, 0.9, 0.0]
     deep = BioDreamSample(
         participant_id="p1",
         jewel_id=3,
         stage=BioDreamSample.STAGE_N3,
         signal_quality=0.9,
-        stage_probability=[0.0, 0.0, 0.1, 0.9, 0.0],
+        stage_probability=probabilities,
     )
     unknown = BioDreamSample(
         participant_id="p2",
@@ -202,11 +302,19 @@ def test_biodream_feedback_is_taken_for_known_jewels_and_rejects_counted(fake_dr
     )
     for sample in (deep, unknown, broken):
         samples.publish(sample)
-    diagnostics.clear()
+    fake.diagnostics.clear()
     ros_node.spin_until(
-        lambda: "rejected_biodream_invalid" in latest_loop_values(diagnostics), 10, "the invalid sample counted"
+        lambda: "rejected_biodream_invalid" in latest_loop_values(fake.diagnostics), 10, "the invalid sample counted"
     )
-    values = latest_loop_values(diagnostics)
-    rejected = {k: v for k, v in values.items() if k.startswith("rejected_")}
-    # the deep-sleep sample of jewel 3 was taken; only the other two were rejected
-    assert rejected == {"rejected_biodream_unknown_jewel": "1", "rejected_biodream_invalid": "1"}
+    values = latest_loop_values(fake.diagnostics)
+    assert {k: v for k, v in values.items() if k.startswith("rejected_")} == {
+        "rejected_biodream_unknown_jewel": "1",
+        "rejected_biodream_invalid": "1",
+    }
+    ros_node.spin_for(1.0)
+    after = command_offsets(fake.commands[-1])
+    # the deep-sleep sample was taken: jewel 3's coupling is the expected stage gain over its probabilities
+    expected_scale = float(np.dot(probabilities, stage_gains))
+    assert after[3] / after[5] == pytest.approx(expected_scale, rel=0.02), (after, expected_scale)
+    # the rejected sample of jewel 4 changed nothing, nor did the sample of jewel 3 change anyone else's
+    assert after[4] == pytest.approx(after[5], rel=1e-3) and after[5] == pytest.approx(before[5], rel=1e-3)

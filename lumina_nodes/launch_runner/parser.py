@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pathlib
 import shlex
+import sys
 import tempfile
 from collections.abc import Sequence
 
@@ -108,9 +109,24 @@ def _typed_attr(ctx, el, attr, kind, default):
         out = kind(v)
     except ValueError:
         raise el.error(f"attribute '{attr}' expected to be of type '{kind.__name__}', got {v!r}") from None
-    if out < 0 and kind is float:
+    if kind is float and not out >= 0:  # nan too: no elapsed time is ever >= nan
         raise el.error(f"attribute '{attr}' expected to be a non-negative value but got `{v}`")
     return out
+
+
+def _internal(ctx: _Context, el: XElement, name: str, kind: type, keeper: str):
+    """SubstitutionContext.internal with the element's place in the error."""
+    try:
+        return ctx.internal(name, kind, keeper)
+    except ValueError as e:
+        raise el.error(str(e)) from e
+
+
+def _env_name(ctx: _Context, el: XElement) -> str:
+    name = _r(ctx, el, "name")
+    if "=" in name:  # the child's environment could not be built: Popen fails
+        raise el.error(f"invalid environment variable name {name!r}: a name cannot contain '='")
+    return name
 
 
 def _load(ctx: _Context, path: str, where: XElement | None = None) -> XElement:
@@ -159,7 +175,7 @@ def _do_let(ctx, el):
 
 
 def _do_set_env(ctx, el):
-    ctx.env[_r(ctx, el, "name")] = _r(ctx, el, "value")
+    ctx.env[_env_name(ctx, el)] = _r(ctx, el, "value")
 
 
 def _do_unset_env(ctx, el):
@@ -167,7 +183,7 @@ def _do_unset_env(ctx, el):
 
 
 def _do_append_env(ctx, el):
-    name = _r(ctx, el, "name")
+    name = _env_name(ctx, el)
     value = _r(ctx, el, "value")
     prepend = _typed_attr(ctx, el, "prepend", bool, False)
     sep = _r(ctx, el, "separator", os.pathsep)
@@ -183,13 +199,16 @@ def _do_push_ns(ctx, el):
 
 def _do_set_parameter(ctx, el):
     name = _r(ctx, el, "name")
-    value = coerce_to_type(_r(ctx, el, "value"), None)
-    ctx.configs["global_params"] = list(ctx.configs.get("global_params", [])) + [(name, value)]
+    try:
+        value = coerce_to_type(_r(ctx, el, "value"), None)
+    except ValueError as e:
+        raise el.error(f"parameter '{name}': {e}") from e
+    ctx.configs["global_params"] = _internal(ctx, el, "global_params", list, "<set_parameter>") + [(name, value)]
 
 
 def _do_set_remap(ctx, el):
     pair = (_r(ctx, el, "from"), _r(ctx, el, "to"))
-    ctx.configs["ros_remaps"] = list(ctx.configs.get("ros_remaps", [])) + [pair]
+    ctx.configs["ros_remaps"] = _internal(ctx, el, "ros_remaps", list, "<set_remap>") + [pair]
 
 
 def _do_group(ctx, el):
@@ -353,13 +372,15 @@ def _do_process(ctx: _Context, el: XElement):
     env = dict(ctx.env)
     for c in el.children:
         if c.tag == "env":
-            env[_r(ctx, c, "name")] = _r(ctx, c, "value")
+            env[_env_name(ctx, c)] = _r(ctx, c, "value")
     env.setdefault("PYTHONUNBUFFERED", "1")
     cmd: list[str] = []
     node_full_name = None
     param_files: list[ParamFile] = []
     if is_node:
         exe = _r(ctx, el, "exec")
+        if not exe.strip():
+            raise el.error("attribute 'exec' is empty")
         pkg = _r(ctx, el, "pkg")
         if pkg is not None:
             try:
@@ -392,7 +413,7 @@ def _do_process(ctx: _Context, el: XElement):
             cmd += ["-r", f"__ns:={ns}"]
         if name is not None and ns is not None:
             node_full_name = prefix_namespace(ns, name)
-        for gname, gvalue in ctx.configs.get("global_params", []):
+        for gname, gvalue in _internal(ctx, el, "global_params", list, "<set_parameter>"):
             cmd += ["-p", f"{gname}:={gvalue}"]
         for p in (c for c in el.children if c.tag == "param"):
             if "from" in p.attrib:
@@ -425,7 +446,7 @@ def _do_process(ctx: _Context, el: XElement):
                 param_files.append(ParamFile(_write_params(ctx, content), content))
         for pf in param_files:
             cmd += ["--params-file", pf.path]
-        remaps = list(ctx.configs.get("ros_remaps", []))
+        remaps = list(_internal(ctx, el, "ros_remaps", list, "<set_remap>"))
         remaps += [(_r(ctx, c, "from"), _r(ctx, c, "to")) for c in el.children if c.tag == "remap"]
         for src, dst in remaps:
             cmd += ["-r", f"{src}:={dst}"]
@@ -441,8 +462,10 @@ def _do_process(ctx: _Context, el: XElement):
                 )
     else:
         cmd = _cmdline(ctx, el, "cmd")
-        if not cmd:
-            raise el.error("attribute 'cmd' is empty")
+        # cmd="" still gives one (empty) argument, like upstream's _parse_cmdline
+        if not any(arg.strip() for arg in cmd):
+            raw = el.attrib["cmd"]
+            raise el.error("attribute 'cmd' is empty" + (f": {raw!r} resolved to {cmd!r}" if raw.strip() else ""))
         label = _r(ctx, el, "name")
     # launch-prefix (attribute, else the 'launch-prefix' launch configuration, like ExecuteLocal)
     prefix = _r(ctx, el, "launch-prefix")
@@ -489,7 +512,7 @@ def _config_float(ctx, el, name) -> float:
         out = float(v)
     except (TypeError, ValueError):
         raise el.error(f"launch configuration '{name}' must be a number, got {v!r}") from None
-    if out < 0:
+    if not out >= 0:  # nan too
         raise el.error(f"launch configuration '{name}' must be non-negative, got {v!r}")
     return out
 
@@ -569,18 +592,32 @@ def parse_launch_file(
     ctx = _Context(os.environ if environ is None else environ, params_dir)
     given = [(k, v, None) for k, v in launch_arguments]
     try:
-        _include_file(ctx, path, given, None)
+        try:
+            _include_file(ctx, path, given, None)
+        except RecursionError:
+            raise _nested_too_deeply(path) from None
     except LaunchError:
         remove_generated_param_files(ctx.processes)
         raise
     return LaunchResult(ctx.processes, ctx.warnings, ctx.configs)
 
 
+def _nested_too_deeply(path: str) -> LaunchError:
+    """Each file's elements and substitutions have a nesting limit; includes nest those again."""
+    return LaunchError(
+        f"{path}: elements and includes nested too deeply (beyond Python's recursion limit, {sys.getrecursionlimit()})"
+    )
+
+
 def describe_launch_arguments(path: str, *, environ=None) -> list[LaunchArgument]:
     ctx = _Context(os.environ if environ is None else environ, None)
     root = _load(ctx, path)
+    try:
+        declared = _declared_args(ctx, root)
+    except RecursionError:
+        raise _nested_too_deeply(path) from None
     out = []
-    for el, cond, _ in _declared_args(ctx, root):
+    for el, cond, _ in declared:
         choices = [c.attrib["value"] for c in el.children] or None
         default = describe(el.parsed["default"]) if "default" in el.attrib else None
         out.append(

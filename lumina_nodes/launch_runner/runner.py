@@ -250,7 +250,7 @@ class Supervisor:
                 p.popen = subprocess.Popen(" ".join(spec.cmd), shell=True, **kwargs)
             else:
                 p.popen = subprocess.Popen(spec.cmd, **kwargs)
-        except OSError as e:
+        except (OSError, ValueError) as e:  # ValueError: a NUL byte, or '=' in a variable name
             for master, slave in ptys:
                 os.close(master)
                 os.close(slave)

@@ -38,6 +38,10 @@ class XElement:
         return LaunchError(f"{self.where()}: {msg}")
 
 
+# Validating and running recurse per level: far below Python's recursion limit, far above any real file.
+MAX_DEPTH = 100
+
+
 def _load_xml(path: str) -> XElement:
     parser = xml.parsers.expat.ParserCreate()
     stack: list[XElement] = []
@@ -45,6 +49,8 @@ def _load_xml(path: str) -> XElement:
 
     def start(tag, attrs):
         el = XElement(tag, dict(attrs), parser.CurrentLineNumber, path)
+        if len(stack) >= MAX_DEPTH:
+            raise el.error(f"elements nested more than {MAX_DEPTH} deep")
         if stack:
             stack[-1].children.append(el)
         else:
@@ -70,6 +76,8 @@ def _load_xml(path: str) -> XElement:
         raise LaunchError(
             f"{path}:{e.lineno}: invalid XML: {xml.parsers.expat.ErrorString(e.code)} (column {e.offset + 1})"
         ) from e
+    except (LookupError, ValueError) as e:  # a declared encoding expat cannot use: unknown, multi-byte, not text
+        raise LaunchError(f"{path}:{parser.CurrentLineNumber}: invalid XML: {e}") from e
     return root[0]
 
 

@@ -49,6 +49,17 @@ class SubstitutionContext:
     def resolve(self, t: Template) -> str:
         return "".join(p if isinstance(p, str) else SUBSTITUTIONS[p.name].perform(self, p.args) for p in t)
 
+    def internal(self, name: str, kind: type, keeper: str):
+        """The launch configuration ``name`` the runner keeps ``keeper``'s state in (a ``kind``), or ValueError
+        when a <let>, <arg> or command line argument replaced it with text."""
+        value = self.configs.get(name, kind())
+        if not isinstance(value, kind):
+            raise ValueError(
+                f"launch configuration '{name}' holds {value!r}, not what {keeper} keeps there "
+                "(a <let>, <arg> or command line argument of that name replaced it)"
+            )
+        return value
+
 
 @dataclass(frozen=True)
 class Substitution:
@@ -120,19 +131,31 @@ def _perform_find_exec(ctx: SubstitutionContext, args: list[Template]) -> str:
 
 def _perform_eval(ctx: SubstitutionContext, args: list[Template]) -> str:
     expr = ctx.resolve(args[0])
-    modules = ["math"]
     if len(args) > 1:
-        modules = [m.strip() for m in ctx.resolve(args[1]).split(",") if m.strip()]
+        modules_text = ctx.resolve(args[1])
+        call = f"$(eval {expr!r} {modules_text!r})"
+        modules = [m.strip() for m in modules_text.split(",") if m.strip()]
+    else:
+        call = f"$(eval {expr!r})"
+        modules = ["math"]
     local = {}
+    # SystemExit too: exit() in the expression (or a module's import) would end the runner without a word
     for mname in modules:
-        mod = importlib.import_module(mname)
+        try:
+            mod = importlib.import_module(mname)
+        except (Exception, SystemExit) as e:
+            raise ValueError(f"{call}: cannot import module {mname!r}: {type(e).__name__}: {e}") from e
         if mname == "math":
             local.update(vars(mod))
         local[mname] = mod
     try:
-        return str(eval(expr, {}, local))
-    except Exception as e:
-        raise ValueError(f"$(eval) of {expr!r} failed: {type(e).__name__}: {e}") from e
+        result = str(eval(expr, {}, local))
+    except (Exception, SystemExit) as e:
+        raise ValueError(f"{call}: {type(e).__name__}: {e}") from e
+    if "\0" in result:
+        # no argument, path or environment value can hold one: starting the process would fail
+        raise ValueError(f"{call}: the result contains a NUL character")
+    return result
 
 
 def _boolean(name: str, combine: Callable[[list[bool]], bool]):
@@ -196,7 +219,7 @@ def _perform_filename(ctx: SubstitutionContext, args: list[Template]) -> str:
 
 def _perform_anon(ctx: SubstitutionContext, args: list[Template]) -> str:
     name = ctx.resolve(args[0])
-    anon = dict(ctx.configs.get("anon", {}))
+    anon = dict(ctx.internal("anon", dict, "$(anon)"))
     if name not in anon:
         raw = f"{name}_{socket.gethostname()}_{os.getpid()}_{random.randint(0, 2**63)}"
         anon[name] = raw.replace(".", "_").replace("-", "_").replace(":", "_")
@@ -232,6 +255,8 @@ SUBSTITUTIONS: dict[str, Substitution] = {
 
 _ID_START = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _ID_CHARS = _ID_START | set("0123456789_-")
+# Scanning and resolving recurse per level: far below Python's recursion limit, far above any real file.
+MAX_NESTING = 50
 
 
 class _SubstParser:
@@ -239,6 +264,7 @@ class _SubstParser:
         self.s = text
         self.i = 0
         self.n = len(text)
+        self.nesting = 0
 
     def fail(self, msg):
         raise ValueError(f"{msg} at column {self.i + 1} of {self.s!r}")
@@ -285,6 +311,9 @@ class _SubstParser:
 
     def substitution(self, mode) -> Subst:
         start = self.i
+        if self.nesting >= MAX_NESTING:
+            self.fail(f"substitutions nested more than {MAX_NESTING} deep")
+        self.nesting += 1
         self.i += 2  # '$('
         j = self.i
         if j >= self.n or self.s[j] not in _ID_START:
@@ -304,6 +333,7 @@ class _SubstParser:
         if self.i >= self.n or self.s[self.i] != ")":
             self.fail(f"unterminated substitution starting at column {start + 1}")
         self.i += 1
+        self.nesting -= 1
         if name not in SUBSTITUTIONS:
             raise ValueError(f"unknown substitution '$({name} ...)' in {self.s!r}")
         lo, hi = SUBSTITUTIONS[name].arity

@@ -34,6 +34,15 @@ def is_valid_value(v, can_be_str=False) -> bool:
     return isinstance(v, _SCALARS)
 
 
+def _yaml_problem(error: Exception) -> str:
+    """A yaml error on one line (the error's own text spans several, with a caret under the place)."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem:
+        mark = error.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1} of the value" if mark is not None else ""
+        return error.problem + where + (f" ({error.context})" if error.context else "")
+    return " ".join(str(error).split())
+
+
 def coerce_to_type(value: str, dtype, can_be_str=False):
     """launch's coerce_to_type(value, data_type) with dtype = None | (scalar type, is_list)."""
 
@@ -45,7 +54,7 @@ def coerce_to_type(value: str, dtype, can_be_str=False):
         except Exception as e:
             if can_be_str:
                 return v
-            raise ValueError(f"{err}: yaml.safe_load() failed: {e}") from e
+            raise ValueError(f"{err}: yaml.safe_load() failed: {_yaml_problem(e)}") from e
         if not is_valid_value(out, can_be_str):
             raise ValueError(f"{err}: output type is not allowed, got {type(out).__name__}")
         return out

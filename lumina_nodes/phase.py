@@ -35,7 +35,7 @@ def wrap_phase(x, out=None):
     (|x| so large that the subtraction loses the phase, or a result rounding onto +pi) the element is taken
     again through ``np.mod``, so the range holds for every finite input.
     """
-    if out is None and np.isscalar(x):
+    if out is None and (type(x) is float or np.isscalar(x)):  # the float test first: cheapest for the scalar path
         x = float(x)
         y = x - TWO_PI * math.floor(x * INV_TWO_PI + 0.5) if math.isfinite(x) else math.nan
         if not -math.pi <= y < math.pi and math.isfinite(y):
@@ -57,7 +57,7 @@ def wrap_phase(x, out=None):
 def wrap_cycles(x, out=None):
     """Wrap cycles (rad / 2 pi) to [-0.5, 0.5): ``x - floor(x + 1/2)``; scalar or array, ``out`` as in
     :func:`wrap_phase`, the same guarantee of the range for every finite input."""
-    if out is None and np.isscalar(x):
+    if out is None and (type(x) is float or np.isscalar(x)):
         x = float(x)
         y = x - math.floor(x + 0.5) if math.isfinite(x) else math.nan
         if not -0.5 <= y < 0.5 and math.isfinite(y):

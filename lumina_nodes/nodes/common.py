@@ -14,6 +14,8 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
+from lumina_nodes.settings import settings_of
+
 # QoS of each stream (docs/qos.md explains the choices).
 # Jewel state and command batches: reliable so a recorder sees every batch, shallow so a slow reader gets the
 # newest batch instead of a backlog.
@@ -57,6 +59,27 @@ class Param:
         elif self.low is not None and isinstance(self.default, int) and not isinstance(self.default, bool):
             descriptor.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=0)]
         return descriptor
+
+
+def params_from_settings(config_class):
+    """One Param per field of a settings dataclass (lumina_nodes.settings): name, default, description with the
+    valid values, range, read-only flag and choices all from the field's Setting.
+
+    Open low bounds (value > low) are declared as [low, high]: the dataclass's validate(), run at start-up and in
+    the node's set-parameters callback, refuses low itself.
+    """
+    return tuple(
+        Param(
+            field.name,
+            field.default,
+            item.description if item.choices else item.summary(),
+            item.low,
+            item.high,
+            read_only=item.read_only,
+            choices=item.choices,
+        )
+        for field, item in settings_of(config_class)
+    )
 
 
 def declare_parameters(node, params):

@@ -48,6 +48,7 @@ from lumina_nodes.nodes.common import (
     clock_seconds,
     declare_parameters,
     diagnostic_status,
+    params_from_settings,
     run_node,
     seconds,
 )
@@ -90,26 +91,6 @@ NODE_PARAMS = (
 )
 
 
-def config_params():
-    """One ROS parameter per SyncConfig field: description, range and read-only flag from the field's Setting.
-
-    Open low bounds (value > low) are declared as [low, high]; SyncConfig.validate() refuses low itself, both
-    at start-up and in the set-parameters callback. Param lists the choices of a name itself.
-    """
-    return tuple(
-        Param(
-            field.name,
-            field.default,
-            setting.description if setting.choices else setting.summary(),
-            setting.low,
-            setting.high,
-            read_only=setting.read_only,
-            choices=setting.choices,
-        )
-        for field, setting in SyncConfig.settings()
-    )
-
-
 class Driver:
     """What the node keeps per followed driver: its topics, last batch and the slots of its jewels."""
 
@@ -133,7 +114,7 @@ class Driver:
 class Synchronizer(Node):
     def __init__(self):
         super().__init__("synchronizer")
-        self.config_params = config_params()
+        self.config_params = params_from_settings(SyncConfig)  # one per field, from its Setting
         try:
             values = declare_parameters(self, NODE_PARAMS + self.config_params)
             self.config = SyncConfig(**{p.name: values[p.name] for p in self.config_params})

@@ -1,97 +1,22 @@
-"""Configuration of the phase-locking kernel: :class:`SyncConfig`, every field described by a :class:`Setting`.
-
-The settings (meaning, unit, valid range) live in one place, the dataclass field metadata:
-:meth:`SyncConfig.validate` checks against them, the synchronizer node declares its ROS parameters (descriptions,
-ranges, read-only flags) from them, and the class docstring lists them.
+"""Configuration of the phase-locking kernel: :class:`SyncConfig`, every field described by a
+:class:`~lumina_nodes.settings.Setting` (meaning, unit, valid range) in its field metadata. :meth:`SyncConfig.validate`
+checks against them, the synchronizer node declares its ROS parameters from them, and the class docstring lists
+them.
 """
 
 import dataclasses
 import math
-import textwrap
 
-import numpy as np
+from ...settings import Setting, attributes_doc, problems, setting, settings_of
 
-
-@dataclasses.dataclass(frozen=True)
-class Setting:
-    """Meaning and valid values of one :class:`SyncConfig` field (stored as its field metadata ``"setting"``).
-
-    Attributes
-    ----------
-    description : str
-        What the field does.
-    unit : str
-        SI unit of the value; empty for counts, fractions, flags and names.
-    low, high : int or float or None
-        Valid range, both ends inclusive unless ``low_open``; None for a flag or a name.
-    low_open : bool
-        ``low`` itself is invalid (the value must be > low). ROS parameter ranges are closed, so the synchronizer
-        node declares [low, high] and its :meth:`SyncConfig.validate` call refuses ``low``.
-    integer : bool
-        Whole numbers only.
-    read_only : bool
-        Fixed once the synchronizer node runs (a read-only parameter).
-    choices : tuple of str
-        The valid values of a name.
-    """
-
-    description: str
-    unit: str = ""
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    integer: bool = False
-    read_only: bool = False
-    choices: tuple = ()
-
-    def range_text(self) -> str:
-        """The valid values as text: ``(0, 10] Hz``, ``[1, 1000]``, ``one of 'controller', 'kuramoto'``."""
-        if self.choices:
-            return "one of " + ", ".join(repr(c) for c in self.choices)
-        if self.low is None:
-            return "True or False"
-        text = f"{'(' if self.low_open else '['}{_number(self.low)}, {_number(self.high)}]"
-        return f"{text} {self.unit}" if self.unit else text
-
-    def summary(self) -> str:
-        """The description with the valid values, as the docstring and the ROS parameter descriptions show it."""
-        return f"{self.description} Valid: {self.range_text()}."
-
-    def problem(self, name: str, value) -> str | None:
-        """Why ``value`` is not valid for the field ``name``, or None when it is."""
-        if self.choices:
-            return (
-                None
-                if isinstance(value, str) and value in self.choices
-                else f"{name} must be {self.range_text()}, got {value!r}"
-            )
-        if self.low is None:
-            return None if isinstance(value, (bool, np.bool_)) else f"{name} must be a bool, got {value!r}"
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-            return f"{name} must be a number, got {value!r}"
-        if not math.isfinite(float(value)):
-            return f"{name} must be finite, got {value!r}"
-        if self.integer and int(value) != value:
-            return f"{name} must be an integer, got {value!r}"
-        if (value <= self.low if self.low_open else value < self.low) or value > self.high:
-            return f"{name} must be in {self.range_text()}, got {value!r}"
-        return None
-
-
-def _number(x) -> str:
-    return str(x) if isinstance(x, int) else f"{x:.10g}"
-
-
-def _setting(default, description, unit="", low=None, high=None, **flags):
-    """A dataclass field with its :class:`Setting` as metadata."""
-    return dataclasses.field(default=default, metadata={"setting": Setting(description, unit, low, high, **flags)})
+__all__ = ["Setting", "SyncConfig"]
 
 
 @dataclasses.dataclass
 class SyncConfig:
     """Synchronizer parameters (SI units: s, Hz, rad). :meth:`validate` lists what is wrong, if anything."""
 
-    rate_hz: float = _setting(
+    rate_hz: float = setting(
         50.0,
         "Tick rate of PhaseLockKernel.step and of the synchronizer loop: the dt of the first tick; a longer gap "
         "between ticks counts as at most 10 periods.",
@@ -100,16 +25,16 @@ class SyncConfig:
         1000.0,
         read_only=True,
     )
-    mode: str = _setting(
+    mode: str = setting(
         "controller",
         "Control law: 'controller' (per-jewel type-2 controller) or 'kuramoto' (the reference plain mean-field "
         "Kuramoto).",
         choices=("controller", "kuramoto"),
     )
-    kuramoto_coupling: float = _setting(
+    kuramoto_coupling: float = setting(
         2.507, "Kuramoto coupling K, used in 'kuramoto' mode; 5 Kc for f ~ N(1, 0.05) Hz is 2.507.", "rad/s", 0.0, 100.0
     )
-    kp: float = _setting(
+    kp: float = setting(
         4.0,
         "Proportional gain: Hz of offset per cycle of phase error (= rad/s per rad). The default equals "
         "2 * max_slew_hz_per_s / max_offset_hz, the fastest gain whose saturated approach never needs more "
@@ -118,8 +43,8 @@ class SyncConfig:
         0.0,
         100.0,
     )
-    ki: float = _setting(2.0, "Integral gain: Hz of offset per second per cycle of phase error.", "1/s^2", 0.0, 100.0)
-    integral_zone_cycles: float = _setting(
+    ki: float = setting(2.0, "Integral gain: Hz of offset per second per cycle of phase error.", "1/s^2", 0.0, 100.0)
+    integral_zone_cycles: float = setting(
         0.01,
         "The integrator sees the phase error clipped to +- this, so large acquisition errors do not wind it up.",
         "cycles",
@@ -127,8 +52,8 @@ class SyncConfig:
         0.5,
         low_open=True,
     )
-    integral_limit_hz: float = _setting(0.1, "Clamp of the integral term.", "Hz", 0.0, 10.0)
-    integral_every_ticks: int = _setting(
+    integral_limit_hz: float = setting(0.1, "Clamp of the integral term.", "Hz", 0.0, 10.0)
+    integral_every_ticks: int = setting(
         4,
         "The integrator (and the population mean frequency) is updated every this many ticks with the accumulated "
         "dt (amortised cost; the integral loop is far slower than the tick rate).",
@@ -137,7 +62,7 @@ class SyncConfig:
         1000,
         integer=True,
     )
-    frequency_filter_s: float = _setting(
+    frequency_filter_s: float = setting(
         0.2,
         "Time constant of the filter of frequency - frequency_offset (the natural-frequency estimate).",
         "s",
@@ -145,13 +70,13 @@ class SyncConfig:
         60.0,
         low_open=True,
     )
-    max_offset_hz: float = _setting(
+    max_offset_hz: float = setting(
         0.25, "Comfort limit: the commanded offset never exceeds +- this.", "Hz", 0.0, 10.0, low_open=True
     )
-    max_slew_hz_per_s: float = _setting(
+    max_slew_hz_per_s: float = setting(
         0.5, "The commanded offset never changes faster than this.", "Hz/s", 0.0, 10000.0, low_open=True
     )
-    silence_timeout_s: float = _setting(
+    silence_timeout_s: float = setting(
         0.5,
         "A jewel with no accepted sample for longer than this is silent: excluded from r, psi and clusters and "
         "driven to 0 offset; its next sample re-captures it (fresh frequency estimate, integrator reset).",
@@ -159,8 +84,8 @@ class SyncConfig:
         0.01,
         60.0,
     )
-    future_tolerance_s: float = _setting(0.05, "Samples stamped later than now + this are rejected.", "s", 0.0, 10.0)
-    max_frequency_hz: float = _setting(
+    future_tolerance_s: float = setting(0.05, "Samples stamped later than now + this are rejected.", "s", 0.0, 10.0)
+    max_frequency_hz: float = setting(
         20.0,
         "Reported frequencies above this are absurd and rejected (as are frequencies <= 0).",
         "Hz",
@@ -168,7 +93,7 @@ class SyncConfig:
         1000.0,
         low_open=True,
     )
-    lock_threshold_rad: float = _setting(
+    lock_threshold_rad: float = setting(
         0.1,
         "A jewel counts as locked when its wrapped error to its target is below this.",
         "rad",
@@ -176,7 +101,7 @@ class SyncConfig:
         math.pi,
         low_open=True,
     )
-    cluster_gap_hz: float = _setting(
+    cluster_gap_hz: float = setting(
         0.005,
         "Detection threshold: two groups of natural frequencies are separate clusters when an (almost) empty gap "
         "at least this wide lies between them.",
@@ -185,7 +110,7 @@ class SyncConfig:
         10.0,
         low_open=True,
     )
-    cluster_min_fraction: float = _setting(
+    cluster_min_fraction: float = setting(
         0.05,
         "A cluster must hold at least this fraction of the active jewels; smaller groups join the nearest cluster.",
         "",
@@ -193,10 +118,10 @@ class SyncConfig:
         0.5,
         low_open=True,
     )
-    cluster_min_size: int = _setting(
+    cluster_min_size: int = setting(
         5, "A cluster must also hold at least this many jewels.", "", 0, 1_000_000_000, integer=True
     )
-    cluster_gap_spacing_factor: float = _setting(
+    cluster_gap_spacing_factor: float = setting(
         25.0,
         "A gap must also be this many times the typical neighbour spacing (interquartile range / active count), "
         "so sparse populations (tens of jewels) are not split at chance gaps.",
@@ -204,10 +129,10 @@ class SyncConfig:
         0.0,
         1000.0,
     )
-    cluster_noise_fraction: float = _setting(
+    cluster_noise_fraction: float = setting(
         1e-5, "A histogram bin holding at most this fraction of the active jewels counts as empty (gap).", "", 0.0, 0.1
     )
-    cluster_valley_fraction: float = _setting(
+    cluster_valley_fraction: float = setting(
         0.02,
         "A histogram bin (width cluster_gap_hz / 4) holding at most this fraction of the fullest bin also counts "
         "as empty, so two dense groups separate at their valley, not only at a completely empty gap.",
@@ -215,7 +140,7 @@ class SyncConfig:
         0.0,
         0.5,
     )
-    cluster_every_ticks: int = _setting(
+    cluster_every_ticks: int = setting(
         10,
         "Cluster detection runs every this many ticks (amortised cost); per-cluster figures are reported every tick.",
         "",
@@ -223,7 +148,7 @@ class SyncConfig:
         10_000,
         integer=True,
     )
-    cluster_sample_size: int = _setting(
+    cluster_sample_size: int = setting(
         16384,
         "Detection histograms an evenly strided sample of at most about this many jewels (a 5 % cluster still has "
         "~800 members in it); per-jewel labels are computed over all jewels only when there are >= 2 clusters.",
@@ -232,7 +157,7 @@ class SyncConfig:
         1_000_000_000,
         integer=True,
     )
-    cluster_confirm: int = _setting(
+    cluster_confirm: int = setting(
         2,
         "A new cluster structure must be seen on this many consecutive detections before it is acted on.",
         "",
@@ -240,7 +165,7 @@ class SyncConfig:
         100,
         integer=True,
     )
-    cluster_span_hz: float = _setting(
+    cluster_span_hz: float = setting(
         2.0,
         "The detection histogram covers the population mean +- this; natural frequencies outside are clipped in.",
         "Hz",
@@ -248,7 +173,7 @@ class SyncConfig:
         100.0,
         low_open=True,
     )
-    merge_margin: float = _setting(
+    merge_margin: float = setting(
         0.8,
         "Clusters are merged onto one rhythm when every member's detuning from it is within "
         "merge_margin * max_offset_hz (the rest of the comfort range is kept for phase correction).",
@@ -257,14 +182,14 @@ class SyncConfig:
         1.0,
         low_open=True,
     )
-    channel_spacing_hz: float = _setting(
+    channel_spacing_hz: float = setting(
         0.05,
         "Channel grid for clusters that cannot merge: each such cluster goes to a distinct multiple of this.",
         "Hz",
         0.001,
         10.0,
     )
-    coupling_scale: float = _setting(
+    coupling_scale: float = setting(
         1.0,
         "Gain multiplier (the Bio-Dream hook): scales kp and ki (controller) or K (kuramoto); "
         "PhaseLockKernel.set_coupling_scale also takes one scale per jewel.",
@@ -272,10 +197,10 @@ class SyncConfig:
         0.0,
         10.0,
     )
-    chunk: int = _setting(
+    chunk: int = setting(
         65536, "Block size (slots) of the cache-blocked hot loop.", "", 256, 1 << 24, integer=True, read_only=True
     )
-    exact_sums: bool = _setting(
+    exact_sums: bool = setting(
         False,
         "False: the per-block sums of cos/sin are one float32 BLAS matrix-vector product (measured error <= 1e-6 "
         "of the block size near lock, i.e. <= 1e-6 in r), accumulated in float64 across blocks. True: "
@@ -285,27 +210,14 @@ class SyncConfig:
     @classmethod
     def settings(cls) -> list:
         """Every field with its :class:`Setting`, in declaration order: list of (dataclasses.Field, Setting)."""
-        return [(f, f.metadata["setting"]) for f in dataclasses.fields(cls)]
+        return settings_of(cls)
 
     def validate(self) -> list[str]:
         """Return human-readable errors (empty list when the configuration is usable)."""
-        errors = [p for f, s in self.settings() if (p := s.problem(f.name, getattr(self, f.name))) is not None]
+        errors = problems(self)
         if not errors and self.cluster_span_hz / (self.cluster_gap_hz / 4.0) > 2_000_000:
             errors.append("cluster_span_hz / cluster_gap_hz too large (histogram would exceed 8e6 bins)")
         return errors
 
 
-def _attributes_doc() -> str:
-    """The numpydoc Attributes section of :class:`SyncConfig`, from the settings."""
-    lines = ["", "", "    Attributes", "    ----------"]
-    for field, setting in SyncConfig.settings():
-        kind = field.type if isinstance(field.type, str) else field.type.__name__
-        lines.append(f"    {field.name} : {kind}")
-        text = setting.summary()
-        if setting.read_only:
-            text += " Read-only in the synchronizer node."
-        lines += [f"        {line}" for line in textwrap.wrap(text, 108)]
-    return "\n".join(lines) + "\n"
-
-
-SyncConfig.__doc__ += _attributes_doc()
+SyncConfig.__doc__ += attributes_doc(SyncConfig, " Read-only in the synchronizer node.")

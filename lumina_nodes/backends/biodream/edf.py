@@ -30,7 +30,7 @@ from ...constants import DiagnosticLevel, SleepStage
 from ...settings import Setting
 from .base import BioDreamBackend, Diagnostic, EegChunk, GroundTruth
 from .clock import SampleClock
-from .params import MAX_CHUNK, channel_groups, checked, existing_file
+from .params import MAX_CHUNK, channel_groups, checked, existing_file, no_channel_twice
 from .stages import Hypnogram
 
 #: Physical dimension (lower case) -> factor to microvolts.
@@ -49,8 +49,8 @@ class EdfBioDreamBackend(BioDreamBackend, GroundTruth):
         The recording, or one recording per participant (the list as long as ``labels``); must exist.
     labels : list
         Per participant, the EDF labels of the signals they wear: lists of str, or comma-separated strings, or
-        single labels. Same count (1..4) for everyone, no signal twice. ``participants`` is the number of
-        entries.
+        single labels. Same count (1..4) for everyone, no signal of a file twice. ``participants`` is the
+        number of entries.
     speed : float
         Recorded seconds per second of ``now``, (0, 10000] (1: as recorded).
     hypnogram : str or list of str
@@ -72,9 +72,10 @@ class EdfBioDreamBackend(BioDreamBackend, GroundTruth):
     def __init__(self, file="", labels=(("EEG Fpz-Cz",),), speed: float = 1.0, hypnogram="", max_chunk: float = 600.0):
         v = checked(self.SETTINGS, speed=speed, max_chunk=max_chunk)
         self.speed = v["speed"]
-        self.groups = channel_groups("labels", labels, _label)
+        self.groups = channel_groups("labels", labels, _label, unique=False)
         self.participants, self.channels = len(self.groups), len(self.groups[0])
         self.files = [existing_file("file", f) for f in self._per_participant("file", file)]
+        no_channel_twice("labels", [(f, x) for f, g in zip(self.files, self.groups, strict=True) for x in g])
         hypnograms = self._per_participant("hypnogram", hypnogram)
         self._readers: dict[str, pyedflib.EdfReader] = {}
         try:
@@ -122,6 +123,10 @@ class EdfBioDreamBackend(BioDreamBackend, GroundTruth):
         try:
             reader = pyedflib.EdfReader(path)
         except _FILE_ERRORS as exc:
+            if "already been opened" in str(exc):
+                raise ValueError(
+                    f"{name}: {path!r} is open in another backend of this process (pyEDFlib opens a file once)"
+                ) from None
             raise ValueError(f"{name}: {path!r} is not a readable EDF/EDF+/BDF file ({exc})") from None
         self._readers[path] = reader
         return reader

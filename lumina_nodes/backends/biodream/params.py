@@ -39,12 +39,13 @@ def checked(settings: dict[str, Setting], **values) -> dict:
     return out
 
 
-def channel_groups(name: str, value, item: Callable[[str], object]) -> list[list]:
+def channel_groups(name: str, value, item: Callable[[str], object], unique: bool = True) -> list[list]:
     """Per participant, the channels they wear: a list with one entry per participant, each a list of channels,
     a comma-separated string of them (``"EEG Fpz-Cz,EEG Pz-Oz"``, ``"0,1"``: what a ROS string-array parameter
     holds), or one channel. ``item`` turns one channel into its value (ValueError when it is not one).
 
-    Every participant has the same number of channels, 1..MAX_CHANNELS, and no channel is worn twice.
+    Every participant has the same number of channels, 1..MAX_CHANNELS, and (``unique``) no channel is worn
+    twice.
     """
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
         raise ValueError(
@@ -68,11 +69,16 @@ def channel_groups(name: str, value, item: Callable[[str], object]) -> list[list
             f"{name}: every participant needs the same number of channels, 1..{MAX_CHANNELS}; "
             f"got {[len(g) for g in groups]}"
         )
-    counts = Counter(x for g in groups for x in g)
-    twice = sorted(repr(x) for x, c in counts.items() if c > 1)
+    if unique:
+        no_channel_twice(name, [x for g in groups for x in g])
+    return groups
+
+
+def no_channel_twice(name: str, channels: list) -> None:
+    """ValueError naming ``name`` when a channel appears more than once in ``channels``."""
+    twice = sorted(repr(x) for x, c in Counter(channels).items() if c > 1)
     if twice:
         raise ValueError(f"{name}: channels worn by more than one participant or twice: {', '.join(twice)}")
-    return groups
 
 
 def existing_file(name: str, value) -> str:

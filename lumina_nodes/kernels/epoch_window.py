@@ -23,7 +23,10 @@ class EpochWindow:
     epoch_s : float
         Length of a scored epoch, s (at least 1 sample).
     hop_s : float
-        Time between the ends of consecutive epochs, s (at least 1 sample, at most ``epoch_s``).
+        Time between the ends of consecutive epochs, s of recorded time (at least 1 sample, at most
+        ``epoch_s``).
+    speed : float
+        Recorded seconds per second of the chunks' timeline (a recording replayed at ``speed`` x; 1 live).
 
     Notes
     -----
@@ -33,12 +36,16 @@ class EpochWindow:
     its scorer marks it unusable).
     """
 
-    def __init__(self, participants: int, channels: int, sample_rate_hz: float, epoch_s: float, hop_s: float):
+    def __init__(
+        self, participants: int, channels: int, sample_rate_hz: float, epoch_s: float, hop_s: float, speed: float = 1.0
+    ):
         if int(participants) < 1 or int(channels) < 1:
             raise ValueError(f"need at least one participant and one channel, got {participants} x {channels}")
         if not (math.isfinite(sample_rate_hz) and sample_rate_hz > 0):
             raise ValueError(f"sample rate must be > 0 Hz, got {sample_rate_hz!r}")
-        self.sample_rate_hz = float(sample_rate_hz)
+        if not (math.isfinite(speed) and speed > 0):
+            raise ValueError(f"speed must be > 0, got {speed!r}")
+        self.sample_rate_hz, self.speed = float(sample_rate_hz), float(speed)
         self.epoch_samples = round(epoch_s * self.sample_rate_hz)
         self.hop_samples = round(hop_s * self.sample_rate_hz)
         if self.epoch_samples < 1 or not 1 <= self.hop_samples <= self.epoch_samples:
@@ -47,7 +54,12 @@ class EpochWindow:
                 f"<= epoch samples, got {self.hop_samples} and {self.epoch_samples}"
             )
         self._ring = np.full((int(participants), int(channels), self.epoch_samples), np.nan)
-        self._received = 0  # samples received in all
+        self.restart()
+
+    def restart(self) -> None:
+        """Forget every sample: the next chunk starts a new timeline (after a gap the stream skipped)."""
+        self._ring.fill(np.nan)
+        self._received = 0  # samples received since the (re)start
         self._next_end = self.epoch_samples  # sample count at which the next epoch ends
         self._start_time = None  # time of sample 0
 
@@ -75,7 +87,7 @@ class EpochWindow:
             self._append(data[:, :, offset : offset + take])
             offset += take
             if self._received == self._next_end:
-                end_time = self._start_time + self._received / self.sample_rate_hz
+                end_time = self._start_time + self._received / (self.sample_rate_hz * self.speed)
                 epochs.append((end_time, self._ring.copy()))
                 self._next_end += self.hop_samples
         return epochs

@@ -46,3 +46,13 @@ def test_an_epoch_is_a_copy_and_bad_shapes_are_refused():
         EpochWindow(1, 1, FS, epoch_s=1.0, hop_s=2.0)
     with pytest.raises(ValueError, match="sample rate"):
         EpochWindow(1, 1, float("nan"), epoch_s=1.0, hop_s=1.0)
+
+
+def test_replay_speed_and_restart():
+    window = EpochWindow(1, 1, FS, epoch_s=2.0, hop_s=1.0, speed=4.0)
+    ends = [t for t, _ in window.push(10.0, np.ones((1, 1, 40)))]
+    assert ends == pytest.approx([10.5, 10.75, 11.0])  # 2, 3, 4 s of recording at 4x
+    window.restart()
+    assert window.push(50.0, np.ones((1, 1, 19))) == []  # a fresh timeline: a whole epoch again first
+    ((t, epoch),) = window.push(50.0 + 19 / 40, np.full((1, 1, 1), 2.0))
+    assert t == pytest.approx(50.5) and epoch[0, 0, -1] == 2.0 and not np.isnan(epoch).any()

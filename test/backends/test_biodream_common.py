@@ -84,10 +84,11 @@ def test_sample_clock_counts_due_samples_exactly_and_caps_clock_jumps():
     assert c.take(1000.1) == (0, 25)
     assert c.take(1000.0 + 100 / 256) == (0, 75)
     assert c.next == 100 and c.time_of(100) == pytest.approx(1000.0 + 100 / 256)
-    # rounding of a whole number of periods never holds a due sample back: 0.3 * 10 = 3 samples exactly
+    # rounding of a whole number of periods never holds a due sample back: ((0.2 + 0.5) - 0.2) * 10 is
+    # 4.999999999999999 in floats, and 5 samples are due
     tenth = SampleClock(rate=10.0, max_chunk=10.0)
-    tenth.take(0.1)
-    assert tenth.take(0.1 + 0.3) == (0, 3)
+    tenth.take(0.2)
+    assert tenth.take(0.2 + 0.5) == (0, 5)
     # clock going backwards or not finite: nothing due, counted
     assert c.take(1000.2) is None and c.clock_backwards == 1
     assert c.take(float("nan")) is None and c.bad_clock == 1

@@ -60,26 +60,30 @@ def test_ground_truth_is_the_hypnogram_on_the_callers_clock():
 
 def test_clock_jump_skips_beyond_max_chunk_and_the_night_pauses():
     b = make_biodream_backend("sim", participants=2, channels=2, seed=5, max_chunk=10.0)
+    hours3, hour = 3 * 3600.0, 3600.0
     b.read(0.0)
     first = b.read(5.0)
     assert b.diagnostics()[0][0] == DiagnosticLevel.OK
-    jumped = b.read(105.0)  # 100 s due, 10 s allowed: 90 s skipped
-    assert jumped.skipped == 90 * 256 and jumped.n == 10 * 256
-    assert jumped.start_time == pytest.approx(95.0) and jumped.end_time == pytest.approx(105.0)
-    after = b.read(106.0)
-    assert after.skipped == 0 and after.start_time == pytest.approx(105.0)
-    # the simulator was not run over the skipped span: the samples continue where it was
-    direct = SleepEegSimulator(2, 2, None, 5).read(16 * 256)
-    assert np.array_equal(np.concatenate([first.data, jumped.data, after.data], axis=2), direct)
-    # ground truth follows: simulator time 5 s is at 95 s now; inside the skipped span nothing is known
+    jumped = b.read(5.0 + hours3 + 10.0)  # 3 h + 10 s due, 10 s allowed: 3 h skipped
+    assert jumped.skipped == hours3 * 256 and jumped.n == 10 * 256
+    assert jumped.start_time == pytest.approx(5.0 + hours3) and jumped.end_time == pytest.approx(15.0 + hours3)
+    after = b.read(16.0 + hours3)
+    assert after.skipped == 0 and after.start_time == pytest.approx(15.0 + hours3)
+    again = b.read(26.0 + hours3 + hour)  # a second jump: 1 h skipped
+    assert again.skipped == hour * 256 and again.start_time == pytest.approx(16.0 + hours3 + hour)
+    # the simulator was not run over the skipped spans: the samples continue where it was
+    direct = SleepEegSimulator(2, 2, None, 5).read(26 * 256)
+    assert np.array_equal(np.concatenate([first.data, jumped.data, after.data, again.data], axis=2), direct)
+    # ground truth follows the paused night: simulator time 5 s is at 3 h + 5 s now, 16 s at 4 h + 16 s
     sim = SleepEegSimulator(2, 2, None, 5)
-    for t in (95.0, 100.0, 105.5):
-        assert np.array_equal(b.stage_at(t), sim.stage_at(t - 90.0))
-    assert np.array_equal(b.stage_at(4.0), sim.stage_at(4.0))
-    assert b.stage_at(50.0).tolist() == [SleepStage.UNKNOWN] * 2
+    for t, simulated in ((4.0, 4.0), (hours3 + 5.0, 5.0), (hours3 + 15.5, 15.5), (hours3 + hour + 25.0, 25.0)):
+        assert np.array_equal(b.stage_at(t), sim.stage_at(simulated))
+    assert not np.array_equal(sim.stage_at(hours3 + 5.0), sim.stage_at(5.0))  # so the mapping is what is seen
+    for inside_a_skip in (5.0 + hours3 / 2, 16.0 + hours3 + hour / 2):
+        assert b.stage_at(inside_a_skip).tolist() == [SleepStage.UNKNOWN] * 2  # nothing was simulated there
     level, name, message, values = b.diagnostics()[0]
-    assert level == DiagnosticLevel.WARN and name == "biodream sim: stream" and "1 clock problems" in message
-    assert values["skips"] == "1" and values["skipped_s"] == "90.000" and values["simulated_s"] == "16.000"
+    assert level == DiagnosticLevel.WARN and name == "biodream sim: stream" and "2 clock problems" in message
+    assert values["skips"] == "2" and values["skipped_s"] == "14400.000" and values["simulated_s"] == "26.000"
     assert b.diagnostics()[0][0] == DiagnosticLevel.OK  # reported once
 
 

@@ -181,6 +181,8 @@ def test_device_errors_while_reading_are_counted_never_raised():
     [
         ({"board_id": 999}, r"^board_id: BrainFlow 5.23.0 knows no board 999"),
         ({"board_id": -100}, r"^board_id: -100 \(NO_BOARD\) is not a board"),
+        ({"board_id": BoardIds.CALLIBRI_EMG_BOARD.value}, r"^board_id: board 10 \(.*\) has no EEG channels"),
+        ({"board_id": PLAYBACK, "master_board": PLAYBACK, "file": "x"}, r"^master_board: board_id -3 .* got -3"),
         ({"board_id": 2000}, r"^board_id must be in \[-100, 1000\]"),
         ({"eeg_channels": [[16]]}, r"^eeg_channels\[0\]: channel 16 is not an index of the board's 16 EEG channels "),
         ({"eeg_channels": [[0, 1], [2]]}, r"^eeg_channels: every participant needs the same number of channels"),

@@ -154,17 +154,7 @@ class BrainFlowBioDreamBackend(BioDreamBackend):
             self.params.file = existing_file("file", file)
         elif file:
             raise ValueError(f"file: only the playback board (board_id {BoardIds.PLAYBACK_FILE_BOARD.value}) reads one")
-        self.layout_id = layout
-        which = "master_board" if layout != self.board_id else "board_id"
-        if layout == BoardIds.NO_BOARD.value:
-            raise ValueError(f"{which}: {layout} (NO_BOARD) is not a board")
-        try:
-            descr = BoardShim.get_board_descr(layout)
-            rows = list(descr["eeg_channels"])
-        except BrainFlowError as exc:
-            raise ValueError(f"{which}: BrainFlow {BoardShim.get_version()} knows no board {layout} ({exc})") from None
-        except KeyError:
-            raise ValueError(f"{which}: board {layout} ({descr.get('name', '?')}) has no EEG channels") from None
+        descr, rows = _eeg_layout(layout, "master_board" if layout != self.board_id else "board_id")
         names = str(descr.get("eeg_names", "")).split(",")
         self.eeg_names = names if len(names) == len(rows) else [f"EEG{k}" for k in range(len(rows))]
         self.board_name = str(descr.get("name", _board_name(layout)))
@@ -366,6 +356,19 @@ class BrainFlowBioDreamBackend(BioDreamBackend):
                 },
             )
         ]
+
+
+def _eeg_layout(board_id: int, which: str) -> tuple[dict, list[int]]:
+    """BrainFlow's description of the board ``board_id`` and its EEG rows; ValueError naming ``which``."""
+    if board_id == BoardIds.NO_BOARD.value:
+        raise ValueError(f"{which}: {board_id} (NO_BOARD) is not a board")
+    try:
+        descr = BoardShim.get_board_descr(board_id)
+    except BrainFlowError as exc:
+        raise ValueError(f"{which}: BrainFlow {BoardShim.get_version()} knows no board {board_id} ({exc})") from None
+    if not descr.get("eeg_channels"):
+        raise ValueError(f"{which}: board {board_id} ({descr.get('name', '?')}) has no EEG channels")
+    return descr, list(descr["eeg_channels"])
 
 
 def _board_name(board_id: int) -> str:

@@ -81,6 +81,8 @@ def test_clock_jump_skips_beyond_max_chunk_and_the_night_pauses():
     assert not np.array_equal(sim.stage_at(hours3 + 5.0), sim.stage_at(5.0))  # so the mapping is what is seen
     for inside_a_skip in (5.0 + hours3 / 2, 16.0 + hours3 + hour / 2):
         assert b.stage_at(inside_a_skip).tolist() == [SleepStage.UNKNOWN] * 2  # nothing was simulated there
+        assert np.isnan(b.sim_time(inside_a_skip))
+    assert b.sim_time(hours3 + hour + 25.0) == pytest.approx(25.0) and np.isnan(b.sim_time(-1.0))
     level, name, message, values = b.diagnostics()[0]
     assert level == DiagnosticLevel.WARN and name == "biodream sim: stream" and "2 clock problems" in message
     assert values["skips"] == "2" and values["skipped_s"] == "14400.000" and values["simulated_s"] == "26.000"

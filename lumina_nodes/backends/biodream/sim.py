@@ -9,7 +9,8 @@
   paused over the skipped span, so the next samples continue the simulator where it was. Counted in
   diagnostics. A ``now`` earlier than a previous one returns nothing (counted).
 * Ground truth: the simulator's hypnogram (:class:`GroundTruth`), mapped through the skips; UNKNOWN before the
-  first read and inside a skipped span (nothing was simulated there).
+  first read and inside a skipped span (nothing was simulated there). :meth:`SimBioDreamBackend.sim_time`
+  maps a ``now`` time to simulator time for the simulator's other ground truth (its artifact timeline).
 """
 
 from __future__ import annotations
@@ -96,19 +97,26 @@ class SimBioDreamBackend(BioDreamBackend, GroundTruth):
         data = self.sim.read(n) if n else np.zeros((self.participants, self.channels, 0))
         return self.chunk(clock.time_of(clock.next - n), data, skip)
 
-    def stage_at(self, t: float) -> np.ndarray:
-        unknown = np.full(self.participants, SleepStage.UNKNOWN, np.uint8)
+    def sim_time(self, t: float) -> float:
+        """Simulator time (s) of ``t`` on the ``now`` timeline, through the skips; NaN before the first read
+        and inside a skipped span (nothing was simulated there). Maps any simulator ground truth
+        (``self.sim.artifact_at``, ``content_at``) onto the caller's clock, as :meth:`stage_at` does."""
         clock = self.clock
         if clock.anchor is None or not math.isfinite(t) or t < clock.anchor:
-            return unknown
+            return math.nan
         grid = (t - clock.anchor) * self.sample_rate_hz  # position on the grid, samples
         k = bisect.bisect_right(self._skip_end, grid)  # skips that ended at or before `grid`
         if k < len(self._skip_end):
             skipped_here = self._skip_total[k] - (self._skip_total[k - 1] if k else 0)
             if grid >= self._skip_end[k] - skipped_here:
-                return unknown  # inside a skipped span: nothing was simulated there
-        simulated = grid - (self._skip_total[k - 1] if k else 0)
-        return np.asarray(self.sim.stage_at(simulated / self.sample_rate_hz), dtype=np.uint8)
+                return math.nan
+        return (grid - (self._skip_total[k - 1] if k else 0)) / self.sample_rate_hz
+
+    def stage_at(self, t: float) -> np.ndarray:
+        simulated = self.sim_time(t)
+        if math.isnan(simulated):
+            return np.full(self.participants, SleepStage.UNKNOWN, np.uint8)
+        return np.asarray(self.sim.stage_at(simulated), dtype=np.uint8)
 
     def diagnostics(self) -> list[Diagnostic]:
         c = self.clock

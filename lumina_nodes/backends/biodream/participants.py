@@ -103,8 +103,10 @@ def _participant(entry, where: str, base_dir: str) -> Participant:
     pid = entry.get("id")
     if not isinstance(pid, str) or not 1 <= len(pid) <= 64 or not pid.isprintable():
         raise ValueError(f"{where}.id: must be a text of 1..64 printable characters, got {pid!r}")
-    jewel = entry.get("jewel", JEWEL_NONE)
-    if isinstance(jewel, bool) or not isinstance(jewel, int) or not 0 <= jewel < JEWEL_NONE:
+    jewel = entry.get("jewel")
+    if jewel is None:
+        jewel = JEWEL_NONE
+    elif isinstance(jewel, bool) or not isinstance(jewel, int) or not 0 <= jewel < JEWEL_NONE:
         raise ValueError(f"{where}.jewel: must be a whole number in [0, {JEWEL_NONE - 1}], got {jewel!r}")
     channels = entry.get("channels", [])
     if (

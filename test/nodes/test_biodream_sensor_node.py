@@ -1,0 +1,163 @@
+"""The Bio-Dream sensor node in its own process: samples per participant per hop, a night faster than real time,
+the EDF+ and BrainFlow backends, and configurations that cannot work."""
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from lumina_nodes.constants import JEWEL_NONE, SleepStage
+from lumina_nodes.msg import BioDreamSample
+from lumina_nodes.nodes.common import STATE_QOS
+
+
+def stamp_seconds(msg):
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def subscribe(ros_node):
+    samples, diagnostics = [], []
+    ros_node.node.create_subscription(BioDreamSample, "/biodream/samples", samples.append, STATE_QOS)
+    ros_node.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    return samples, diagnostics
+
+
+def latest_values(diagnostics, name_part):
+    for array in reversed(diagnostics):
+        for status in array.status:
+            if name_part in status.name:
+                return status, {kv.key: kv.value for kv in status.values}
+    return None, {}
+
+
+def test_sim_night_faster_than_real_time_one_sample_per_participant_per_hop(processes, ros_node):
+    from rosgraph_msgs.msg import Clock
+
+    samples, diagnostics = subscribe(ros_node)
+    clock_pub = ros_node.node.create_publisher(
+        Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+    )
+    processes.start_node(
+        "biodream_sensor",
+        *("-p", "participant_count:=3", "-p", "first_jewel_id:=101", "-p", "jewel_id_stride:=10"),
+        *("-p", "hop_s:=10.0", "-p", "use_sim_time:=true", "-p", "seed:=4"),
+    )
+    ros_node.wait_for_publishers("/biodream/samples")
+    # 5 sim minutes in a few wall seconds: the node reads what its clock says is due
+    sim = 1000.0
+    while sim < 1300.0:
+        sim += 0.5
+        clock_pub.publish(Clock(clock=ros_time(sim)))
+        ros_node.spin_for(0.005)
+    # epochs end 30 s after the first sample, then every 10 s: 27 or 28 of them in 300 s
+    ros_node.spin_until(lambda: len(samples) >= 3 * 27, 20, f"the epochs of 5 sim minutes (got {len(samples)})")
+    by_participant = {}
+    for msg in samples:
+        by_participant.setdefault(msg.participant_id, []).append(msg)
+    assert sorted(by_participant) == ["p101", "p111", "p121"]
+    for pid, msgs in by_participant.items():
+        assert {m.jewel_id for m in msgs} == {int(pid[1:])}
+        stamps = np.array([stamp_seconds(m) for m in msgs])
+        # the first epoch ends 30 s after the first sample, then one every hop (10 s), on the sim clock
+        assert 1030.0 <= stamps[0] <= 1045.0, stamps[0]  # (the node reads from the first /clock it gets)
+        assert np.allclose(np.diff(stamps), 10.0, atol=1e-6), np.diff(stamps)
+        for m in msgs:
+            p = np.asarray(m.stage_probability)
+            if m.stage == SleepStage.UNKNOWN:
+                assert np.all(p == 0) and m.signal_quality < 0.5
+            else:
+                assert abs(p.sum() - 1) < 1e-5 and m.stage == int(np.argmax(p)) and m.epoch_duration == 30.0
+            assert np.isfinite([m.delta_power, m.theta_power, m.alpha_power, m.sigma_power]).all()
+    # the three participants' EEG differ (seeded per participant, not copies)
+    deltas = {pid: msgs[-1].delta_power for pid, msgs in by_participant.items()}
+    assert len(set(deltas.values())) == 3
+    ros_node.spin_until(lambda: latest_values(diagnostics, "participant p111")[0] is not None, 10, "diagnostics")
+    status, values = latest_values(diagnostics, "biodream_sensor: sensor")
+    assert int(values["epochs_scored"]) >= 27 and int(values["samples_read"]) >= 290 * 256
+
+
+def test_participants_map_errors_name_the_key(processes, tmp_path):
+    bad = tmp_path / "participants.yaml"
+    bad.write_text("participants:\n  - id: a\n    jewel: 1\n  - id: b\n    jewel: one\n")
+    sensor = processes.start_node("biodream_sensor", "-p", f"participants_file:={bad}")
+    assert sensor.popen.wait(timeout=20) == 1
+    assert "participants[1].jewel: must be a whole number" in sensor.output()
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("participants:\n  - id: a\n    jewel: 1\n  - id: b\n    jewel: 1\n")
+    sensor = processes.start_node("biodream_sensor", "-p", f"participants_file:={twice}")
+    assert sensor.popen.wait(timeout=20) == 1
+    assert "participants[1].jewel: jewel 1 is also worn by participants[0]" in sensor.output()
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["-p", "backend:=edf", "-p", "edf_file:=/nonexistent.edf"], "needs a participants_file giving"),
+        (["-p", "backend:=brainflow", "-p", "board_id:=0", "-p", "serial_port:=/dev/nonexistent"], "board"),
+        (["-p", "hop_s:=40.0"], "hop"),
+        (["-p", "backend:=tape"], "backend"),
+    ],
+    ids=["edf-without-labels", "board-that-will-not-open", "hop-longer-than-epoch", "unknown-backend"],
+)
+def test_configurations_that_cannot_work_exit_with_a_clear_error(processes, arguments, message):
+    sensor = processes.start_node("biodream_sensor", *arguments)
+    assert sensor.popen.wait(timeout=30) == 1, sensor.output()
+    assert message in sensor.output() and "Traceback" not in sensor.output(), sensor.output()
+
+
+def test_edf_recording_replayed_fast_is_staged_like_its_annotations(processes, ros_node, tmp_path):
+    """An EDF+ file of simulated N2 and N3 with stage annotations, replayed at 20x: the staged epochs agree with
+    the annotations (the node's own ground-truth comparison, and the published stages)."""
+    import pyedflib
+
+    from lumina_nodes.models.eeg import SleepEegSimulator
+
+    fs, minutes = 256, 8
+    simulator = SleepEegSimulator(1, 1, seed=21)
+    # skip to deep sleep of the simulated night, keep what the simulator says the stages are
+    signal, stages = [], []
+    while len(stages) < minutes * 2:
+        block = simulator.read(30 * fs)[0, 0]
+        stage = int(simulator.stage_at(simulator.time - 15.0)[0])
+        if stage in (SleepStage.N2, SleepStage.N3) and int(simulator.artifact_at(simulator.time - 15.0)[0]) == 0:
+            signal.append(block)
+            stages.append(stage)
+    path = tmp_path / "night.edf"
+    header = {
+        "label": "EEG Fpz-Cz",
+        "dimension": "uV",
+        "sample_frequency": fs,
+        "physical_max": 500.0,
+        "physical_min": -500.0,
+        "digital_max": 32767,
+        "digital_min": -32768,
+    }
+    with pyedflib.EdfWriter(str(path), 1, file_type=pyedflib.FILETYPE_EDFPLUS) as writer:
+        writer.setSignalHeaders([header])
+        writer.writeSamples([np.clip(np.concatenate(signal), -500, 500)])
+        for k, stage in enumerate(stages):
+            writer.writeAnnotation(30.0 * k, 30.0, f"Sleep stage {stage - 0}")
+    participants = tmp_path / "participants.yaml"
+    participants.write_text(f"participants:\n  - id: psg1\n    labels: [EEG Fpz-Cz]\n    file: {path}\n")
+    samples, diagnostics = subscribe(ros_node)
+    processes.start_node(
+        "biodream_sensor",
+        *("-p", "backend:=edf", "-p", f"participants_file:={participants}", "-p", "speed:=20.0"),
+        *("-p", "hop_s:=30.0"),
+    )
+    ros_node.spin_until(lambda: len(samples) >= len(stages) - 1, 60, "every epoch of the recording")
+    assert {m.participant_id for m in samples} == {"psg1"} and {m.jewel_id for m in samples} == {JEWEL_NONE}
+    staged = [m.stage for m in samples[: len(stages)]]
+    agreement = np.mean([s == t for s, t in zip(staged, stages[: len(staged)], strict=True)])
+    assert agreement >= 0.75, (staged, stages)
+    ros_node.spin_until(
+        lambda: "ground_truth_agreement" in latest_values(diagnostics, "participant psg1")[1], 10, "ground truth"
+    )
+    _, values = latest_values(diagnostics, "participant psg1")
+    assert float(values["ground_truth_agreement"]) >= 0.75
+
+
+def ros_time(seconds):
+    from builtin_interfaces.msg import Time
+
+    return Time(sec=int(seconds), nanosec=int(round((seconds % 1) * 1e9)))

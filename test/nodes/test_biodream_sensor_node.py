@@ -1,14 +1,19 @@
 """The Bio-Dream sensor node in its own process: samples per participant per hop, a night faster than real time,
 the EDF+ and BrainFlow backends, and configurations that cannot work."""
 
+import sys
+
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+from harness import PEERS
 from lumina_nodes.constants import JEWEL_NONE, SleepStage
 from lumina_nodes.msg import BioDreamSample
 from lumina_nodes.nodes.common import STATE_QOS
+
+sys.path.insert(0, str(PEERS))  # eeg_recordings
 
 
 def stamp_seconds(msg):
@@ -108,35 +113,11 @@ def test_configurations_that_cannot_work_exit_with_a_clear_error(processes, argu
 def test_edf_recording_replayed_fast_is_staged_like_its_annotations(processes, ros_node, tmp_path):
     """An EDF+ file of simulated N2 and N3 with stage annotations, replayed at 20x: the staged epochs agree with
     the annotations (the node's own ground-truth comparison, and the published stages)."""
-    import pyedflib
+    from eeg_recordings import stage_epochs, write_edf
 
-    from lumina_nodes.models.eeg import SleepEegSimulator
-
-    fs, minutes = 256, 8
-    simulator = SleepEegSimulator(1, 1, seed=21)
-    # skip to deep sleep of the simulated night, keep what the simulator says the stages are
-    signal, stages = [], []
-    while len(stages) < minutes * 2:
-        block = simulator.read(30 * fs)[0, 0]
-        stage = int(simulator.stage_at(simulator.time - 15.0)[0])
-        if stage in (SleepStage.N2, SleepStage.N3) and int(simulator.artifact_at(simulator.time - 15.0)[0]) == 0:
-            signal.append(block)
-            stages.append(stage)
+    stages = [SleepStage.N2] * 8 + [SleepStage.N3] * 8
     path = tmp_path / "night.edf"
-    header = {
-        "label": "EEG Fpz-Cz",
-        "dimension": "uV",
-        "sample_frequency": fs,
-        "physical_max": 500.0,
-        "physical_min": -500.0,
-        "digital_max": 32767,
-        "digital_min": -32768,
-    }
-    with pyedflib.EdfWriter(str(path), 1, file_type=pyedflib.FILETYPE_EDFPLUS) as writer:
-        writer.setSignalHeaders([header])
-        writer.writeSamples([np.clip(np.concatenate(signal), -500, 500)])
-        for k, stage in enumerate(stages):
-            writer.writeAnnotation(30.0 * k, 30.0, f"Sleep stage {stage - 0}")
+    write_edf(path, [stage_epochs(stages, seed=21)], stages)
     participants = tmp_path / "participants.yaml"
     participants.write_text(f"participants:\n  - id: psg1\n    labels: [EEG Fpz-Cz]\n    file: {path}\n")
     samples, diagnostics = subscribe(ros_node)

@@ -15,10 +15,13 @@ The night, per participant (individual traits drawn from the seed and the partic
   eyes open (``eyes_closed_fraction`` of the wake periods are closed).
 * Background: 1/f noise (a sum of four Lorentzians, 0.25 to 16 Hz corners) plus narrow-band rhythms, each a
   low-pass complex Gaussian process on a carrier (slow oscillation ~0.8 Hz, delta ~2.2 Hz, theta ~6 Hz, alpha
-  at the individual alpha frequency, beta ~21 Hz, muscle tone ~38 Hz), its RMS set per content state by
-  :data:`CONTENT_RMS_UV` (relaxed wake: alpha; N1: theta; N3: slow waves > 75 uV peak-to-peak; REM: low
-  amplitude, theta). Amplitudes change over the first 2 s of an epoch; slow-wave activity declines over the
-  night; each epoch has its own random depth.
+  at the individual alpha frequency, sigma ~13.5 Hz, beta ~21 Hz, muscle tone ~38 Hz), its RMS set per
+  content state by :data:`CONTENT_RMS_UV` (relaxed wake: alpha; N1: theta; N3: slow waves > 75 uV
+  peak-to-peak; REM: low amplitude, theta). The table was solved (non-negative least squares over the
+  components' band powers) so that channel 0 gets about the band powers of a central derivation in the
+  literature (uV^2, 0.5-4 / 4-8 / 8-12 / 12-16 / 16-30 Hz: relaxed wake 48/24/53/11/24, N1 54/30/16/6/14,
+  N2 164/39/23/21/13, N3 850/85/38/22/14, REM 55/26/12/5/11). Amplitudes change over the first 2 s of an
+  epoch; slow-wave activity declines over the night; each epoch has its own random depth.
 * Graphoelements (events drawn with the hypnogram): sleep spindles (11-16 Hz, 0.5-2 s, waxing and waning,
   ``spindles_per_minute`` in N2, a third of it in N3), K-complexes (``k_complexes_per_minute`` in N2, a
   quarter of it in N3), vertex sharp waves in N1, sawtooth-wave trains (2.5-4 Hz) in REM.
@@ -30,7 +33,7 @@ The night, per participant (individual traits drawn from the seed and the partic
 
   ========================  ===================================================================
   ARTIFACT_BLINK            0.25-0.5 s positive deflection, ``blink_uv`` (x 0.85-1.3) on channel 0
-  ARTIFACT_MOVEMENT         2-12 s of broadband muscle noise (50-150 uV RMS) and 0.3-1.5 Hz sway
+  ARTIFACT_MOVEMENT         2-12 s of broadband muscle noise (80-200 uV RMS) and 0.3-1.5 Hz sway
   ARTIFACT_FLAT             10-120 s of one channel held constant (disconnected electrode)
   ARTIFACT_CLIPPING         1-8 s of every channel at the amplifier rail (saturation)
   ARTIFACT_LINE_NOISE       30-300 s of a ``line_frequency_hz`` sinusoid (``line_noise_uv`` x 0.5-2)
@@ -94,6 +97,7 @@ COMPONENTS = (
     ("delta", 2.2, 1.3),
     ("theta", 6.0, 1.5),
     ("alpha", None, 0.8),
+    ("sigma", 13.5, 2.0),
     ("beta", 21.0, 6.0),
     ("muscle", 38.0, 10.0),
 )
@@ -101,12 +105,12 @@ COMPONENTS = (
 #: W eyes open), for a participant of gain 1.
 CONTENT_RMS_UV = np.array(
     [
-        [9.0, 3.0, 4.0, 4.0, 14.0, 4.0, 4.0],
-        [9.0, 5.0, 7.0, 9.0, 4.0, 2.5, 2.0],
-        [10.0, 12.0, 12.0, 7.0, 3.0, 2.0, 1.2],
-        [12.0, 30.0, 22.0, 8.0, 2.5, 1.5, 1.0],
-        [8.0, 5.0, 6.0, 8.0, 4.0, 2.5, 0.6],
-        [9.0, 3.0, 4.0, 4.0, 4.0, 5.0, 6.0],
+        [6.0, 3.1, 5.1, 4.3, 7.2, 2.9, 4.7, 2.5],
+        [6.0, 3.5, 5.1, 5.0, 3.6, 2.0, 3.5, 1.3],
+        [7.0, 6.4, 9.0, 5.5, 4.2, 3.0, 2.0, 0.3],
+        [8.0, 23.6, 18.0, 8.1, 5.4, 4.6, 1.6, 0.3],
+        [5.0, 4.1, 4.6, 4.5, 3.0, 2.0, 3.2, 0.3],
+        [6.5, 3.0, 5.4, 4.1, 3.5, 2.6, 5.3, 3.4],
     ]
 )
 _SLOW_WAVE_COMPONENTS = (1, 2)  # slow, delta: their amplitude declines over the night
@@ -128,6 +132,7 @@ TOPOGRAPHY = {
     "delta": (1.0, 1.1, 0.95, 0.9),
     "theta": (1.0, 1.05, 0.95, 0.9),
     "alpha": (0.85, 0.6, 1.1, 1.3),
+    "sigma": (1.0, 0.95, 1.0, 0.95),
     "beta": (1.0, 1.0, 1.0, 1.0),
     "muscle": (1.0, 1.3, 0.9, 1.1),
     "spindle": (1.1, 0.9, 1.0, 0.8),
@@ -199,10 +204,10 @@ class SleepEegConfig:
         40.0, "Typical line-noise amplitude (each episode 0.5-2 times this).", "uV", 1.0, 1000.0
     )
     blink_uv: float = setting(
-        400.0, "Typical blink amplitude on channel 0 (each blink 0.85-1.3 times this).", "uV", 10.0, 5000.0
+        500.0, "Typical blink amplitude on channel 0 (each blink 0.85-1.3 times this).", "uV", 10.0, 5000.0
     )
     clipping_level_uv: float = setting(
-        800.0, "Amplifier range: every sample is clipped to +- this.", "uV", 50.0, 100000.0
+        1000.0, "Amplifier range: every sample is clipped to +- this.", "uV", 50.0, 100000.0
     )
 
     @classmethod
@@ -679,7 +684,7 @@ class SleepEegSimulator:
             elif kind == ARTIFACT_MOVEMENT:
                 taper = np.minimum(1.0, np.minimum(tau, duration - tau) / 0.3)
                 sway = (100 + 200 * amp) * np.sin(2 * np.pi * (0.3 + 1.2 * amp) * tau + phase)
-                muscle = (50 + 100 * amp) * self._rng.standard_normal((x.shape[0], b - a))
+                muscle = (80 + 120 * amp) * self._rng.standard_normal((x.shape[0], b - a))
                 x[:, a:b] += taper[None, :] * (sway[None, :] + muscle)
             elif kind == ARTIFACT_FLAT:
                 x[int(channel), a:b] = value

@@ -3,7 +3,8 @@
 The Bio-Dream sensor receives EEG in chunks of any length (a few samples to minutes, as its clock says) and
 scores an epoch of ``epoch_s`` seconds every ``hop_s`` seconds: AASM epochs are 30 s, a 1 s hop gives a fresh
 stage every second over the last 30 s. :class:`EpochWindow` keeps the newest ``epoch_samples`` of every channel
-in one ring buffer and hands out the epochs that a chunk completes, oldest first.
+in one circular buffer (a chunk costs a copy of its own samples only) and hands out the epochs that a chunk
+completes, oldest first, each as a contiguous copy.
 """
 
 import math
@@ -59,7 +60,7 @@ class EpochWindow:
     def restart(self) -> None:
         """Forget every sample: the next chunk starts a new timeline (after a gap the stream skipped)."""
         self._ring.fill(np.nan)
-        self._received = 0  # samples received since the (re)start
+        self._received = 0  # samples received since the (re)start; sample k sits at ring index k % epoch_samples
         self._next_end = self.epoch_samples  # sample count at which the next epoch ends
         self._start_time = None  # time of sample 0
 
@@ -88,15 +89,21 @@ class EpochWindow:
             offset += take
             if self._received == self._next_end:
                 end_time = self._start_time + self._received / (self.sample_rate_hz * self.speed)
-                epochs.append((end_time, self._ring.copy()))
+                oldest = self._received % self.epoch_samples
+                epochs.append(
+                    (end_time, np.concatenate([self._ring[:, :, oldest:], self._ring[:, :, :oldest]], axis=2))
+                )
                 self._next_end += self.hop_samples
         return epochs
 
     def _append(self, block: np.ndarray) -> None:
         k = block.shape[2]
-        if k >= self.epoch_samples:
-            self._ring[...] = block[:, :, -self.epoch_samples :]
-        else:
-            self._ring[:, :, :-k] = self._ring[:, :, k:]
-            self._ring[:, :, -k:] = block
+        if k >= self.epoch_samples:  # only the newest epoch_samples can matter
+            block = block[:, :, -self.epoch_samples :]
+            self._received += k - self.epoch_samples
+            k = self.epoch_samples
+        start = self._received % self.epoch_samples
+        first = min(k, self.epoch_samples - start)
+        self._ring[:, :, start : start + first] = block[:, :, :first]
+        self._ring[:, :, : k - first] = block[:, :, first:]
         self._received += k

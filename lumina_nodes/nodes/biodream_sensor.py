@@ -24,7 +24,7 @@ from lumina_nodes.kernels.epoch_window import EpochWindow
 from lumina_nodes.kernels.sleep_staging import SleepStager, StagingConfig
 from lumina_nodes.msg import BioDreamSample
 from lumina_nodes.nodes.common import (
-    STATE_QOS,
+    SAMPLES_QOS,
     DiagnosticsPublisher,
     Param,
     StartupError,
@@ -57,7 +57,14 @@ PARAMS = (
     Param("jewel_id_stride", 1, "Jewel id step between generated participants.", 1, 1_000_000, read_only=True),
     Param("channels", 2, "EEG channels per participant (sim; brainflow without a map).", 1, 4, read_only=True),
     Param("seed", 0, "Seed of the simulated EEG (sim).", 0, 2**31 - 1, read_only=True),
-    Param("read_period_s", 0.25, "How often the backend is read, s.", 0.01, 5.0, read_only=True),
+    Param(
+        "read_period_s",
+        0.05,
+        "How often the backend is read, s (an epoch waits for the next read).",
+        0.01,
+        5.0,
+        read_only=True,
+    ),
     Param(
         "board_id", -1, "BrainFlow board id (brainflow; -1 synthetic, -3 playback file).", -100, 1000, read_only=True
     ),
@@ -100,7 +107,7 @@ class BioDreamSensor(Node):
             raise StartupError(f"invalid configuration: {error}") from error
         self.add_on_set_parameters_callback(lambda changes: check_choices(PARAMS, changes))
 
-        self.publisher = self.create_publisher(BioDreamSample, "/biodream/samples", STATE_QOS)
+        self.publisher = self.create_publisher(BioDreamSample, "/biodream/samples", SAMPLES_QOS)
         count = len(self.participants)
         self.samples_read = 0
         self.nan_values = 0  # lost or invalid samples, counted per participant and channel

@@ -25,10 +25,18 @@ BATCH_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
-# Synchronizer and festival state, Bio-Dream samples, tree frames.
+# Synchronizer and festival state, tree frames.
 STATE_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+# Bio-Dream samples: one message per participant per hop, published in a burst per sensor, so the history holds
+# many bursts (a shallow keep-last would overwrite most of a 64-participant burst before it is delivered).
+SAMPLES_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1000,
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )

@@ -41,6 +41,7 @@ from lumina_nodes.msg import (
 )
 from lumina_nodes.nodes.common import (
     BATCH_QOS,
+    SAMPLES_QOS,
     STATE_QOS,
     DiagnosticsPublisher,
     Param,
@@ -132,7 +133,7 @@ class Synchronizer(Node):
         self.drivers = {}  # state topic -> Driver
         self.ingest_rejects = {}
         self.state_pub = self.create_publisher(SyncState, "/sync/state", STATE_QOS)
-        self.create_subscription(BioDreamSample, "/biodream/samples", self._on_biodream, STATE_QOS)
+        self.create_subscription(BioDreamSample, "/biodream/samples", self._on_biodream, SAMPLES_QOS)
         self.create_service(SetRhythm, "/sync/set_rhythm", self._on_set_rhythm)
         self.period = 1.0 / self.config.rate_hz
         self.stats = LoopStats(self.config.rate_hz, values["timing_window_ticks"])

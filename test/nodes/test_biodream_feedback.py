@@ -16,7 +16,7 @@ from harness import PEERS
 from lumina_nodes.constants import SleepStage
 from lumina_nodes.fastpath import from_field, to_field
 from lumina_nodes.msg import BioDreamSample, JewelCommandBatch, JewelStateBatch
-from lumina_nodes.nodes.common import BATCH_QOS, STATE_QOS
+from lumina_nodes.nodes.common import BATCH_QOS, SAMPLES_QOS
 from lumina_nodes.phase import TWO_PI, wrap_phase
 
 sys.path.insert(0, str(PEERS))  # eeg_recordings
@@ -45,7 +45,7 @@ def test_deep_sleep_of_one_participant_changes_only_their_jewels_corrections(pro
     )
     commands, samples, diagnostics = [], [], []
     ros_node.node.create_subscription(JewelCommandBatch, "/fake/jewels/command", commands.append, BATCH_QOS)
-    ros_node.node.create_subscription(BioDreamSample, "/biodream/samples", samples.append, STATE_QOS)
+    ros_node.node.create_subscription(BioDreamSample, "/biodream/samples", samples.append, SAMPLES_QOS)
     ros_node.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
     driver = ros_node.node.create_publisher(JewelStateBatch, "/fake/jewels/state", BATCH_QOS)
     ros_node.wait_for_subscribers("/fake/jewels/state")

@@ -11,7 +11,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from harness import PEERS
 from lumina_nodes.constants import JEWEL_NONE, SleepStage
 from lumina_nodes.msg import BioDreamSample
-from lumina_nodes.nodes.common import STATE_QOS
+from lumina_nodes.nodes.common import SAMPLES_QOS
 
 sys.path.insert(0, str(PEERS))  # eeg_recordings
 
@@ -22,7 +22,7 @@ def stamp_seconds(msg):
 
 def subscribe(ros_node):
     samples, diagnostics = [], []
-    ros_node.node.create_subscription(BioDreamSample, "/biodream/samples", samples.append, STATE_QOS)
+    ros_node.node.create_subscription(BioDreamSample, "/biodream/samples", samples.append, SAMPLES_QOS)
     ros_node.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
     return samples, diagnostics
 

@@ -14,7 +14,7 @@ from rclpy.parameter import parameter_value_to_python
 from lumina_nodes.fastpath import from_field, to_field
 from lumina_nodes.kernels.phase_lock import SyncConfig
 from lumina_nodes.msg import BioDreamSample, JewelCommandBatch, JewelStateBatch, SyncState
-from lumina_nodes.nodes.common import BATCH_QOS, STATE_QOS
+from lumina_nodes.nodes.common import BATCH_QOS, SAMPLES_QOS, STATE_QOS
 from lumina_nodes.phase import TWO_PI, wrap_phase
 
 SETTINGS = {field.name: setting for field, setting in SyncConfig.settings()}
@@ -276,7 +276,7 @@ def test_biodream_sample_scales_the_coupling_of_its_jewel_only(processes, ros_no
     assert abs(before[3]) > 0.05
     assert before[3] == pytest.approx(before[4], rel=1e-3) and before[3] == pytest.approx(before[5], rel=1e-3)
 
-    samples = ros_node.node.create_publisher(BioDreamSample, "/biodream/samples", STATE_QOS)
+    samples = ros_node.node.create_publisher(BioDreamSample, "/biodream/samples", SAMPLES_QOS)
     ros_node.wait_for_subscribers("/biodream/samples")
     probabilities = [0.0, 0.0, 0.1, 0.9, 0.0]
     deep = BioDreamSample(

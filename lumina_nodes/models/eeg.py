@@ -110,7 +110,7 @@ CONTENT_RMS_UV = np.array(
         [7.0, 6.4, 9.0, 5.5, 4.2, 3.0, 2.0, 0.3],
         [8.0, 23.6, 18.0, 8.1, 5.4, 4.6, 1.6, 0.3],
         [5.0, 4.1, 4.6, 4.5, 3.0, 2.0, 3.2, 0.3],
-        [6.5, 3.0, 5.4, 4.1, 3.5, 2.6, 5.3, 3.4],
+        [6.5, 3.0, 5.4, 4.1, 3.5, 2.6, 5.3, 4.5],
     ]
 )
 _SLOW_WAVE_COMPONENTS = (1, 2)  # slow, delta: their amplitude declines over the night
@@ -378,9 +378,11 @@ class _Night:
     def artifact_at(self, t: np.ndarray) -> np.ndarray:
         """ARTIFACT_* code at times ``t`` (s), any shape (already covered by :meth:`cover_artifacts`)."""
         a = self.artifacts
-        i = np.searchsorted(a[:, 1], t, side="right") - 1  # the last artifact starting at or before t
-        inside = (i >= 0) & (t < a[np.maximum(i, 0), 2]) if a.size else np.zeros(np.shape(t), bool)
-        return np.where(inside, a[np.maximum(i, 0), 0], ARTIFACT_NONE).astype(np.uint8)
+        if not a.size:
+            return np.zeros(np.shape(t), np.uint8)
+        i = np.maximum(np.searchsorted(a[:, 1], t, side="right") - 1, 0)  # the last artifact starting by t
+        inside = (a[i, 1] <= t) & (t < a[i, 2])
+        return np.where(inside, a[i, 0], ARTIFACT_NONE).astype(np.uint8)
 
     def first_artifact_between(self, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
         """ARTIFACT_* code of the first artifact overlapping [start, stop) (ARTIFACT_NONE if none)."""

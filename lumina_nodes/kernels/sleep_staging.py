@@ -69,6 +69,7 @@ PROBLEMS = ("non_finite", "disconnected", "flat", "clipped", "line_noise", "move
 MIN_SAMPLE_RATE_HZ = 2 * BANDS[-1][2]  # the gamma band must lie below Nyquist
 MAX_SAMPLE_RATE_HZ = 10000.0
 MAX_CHANNELS = 64
+ABSURD_UV = 1e9
 LINE_FREQUENCIES_HZ = (50.0, 60.0)
 SLOW_WAVE_BAND_HZ = (0.5, 2.0)
 SLOW_WAVE_PTP_UV = 75.0  # AASM: N3 slow waves are >= 75 uV peak to peak
@@ -77,7 +78,7 @@ SPINDLE_MIN_S = 0.5
 SPINDLE_FACTOR = 3.0  # a spindle's envelope exceeds this many times the channel's median sigma envelope
 MUSCLE_BAND_HZ = (20.0, 45.0)
 LINE_HALF_WIDTH_HZ = 1.0
-LINE_PROMINENCE = 4.0  # line noise is a peak: this many times the power density 1-3 Hz beside it
+LINE_PROMINENCE = 10.0  # line noise is a narrow peak: this many times the power 1-3 Hz beside it
 ENVELOPE_RATE_HZ = 8.0  # at least this many envelope samples per second for the narrow bands
 
 #: Feature vector of an epoch (channel means): log relative powers of delta..beta (of the 0.5-30 Hz total),
@@ -149,7 +150,7 @@ class StagingConfig:
         10.0,
     )
     line_noise_ratio: float = setting(
-        0.05,
+        0.02,
         "Line noise: 50/60 Hz (+-1 Hz) power in a window above this share of the epoch's 0.5-45 Hz power.",
         "",
         0.0,
@@ -365,7 +366,9 @@ class SleepStager:
         cfg, fs = self.config, self.sample_rate_hz
         finite = np.isfinite(x)
         with np.errstate(all="ignore"):
-            x = np.where(finite, x, 0.0)
+            # absurd values (beyond +-1 kV) are clipped so that sums and squares stay finite: they show up as
+            # flat, clipped or excessive instead
+            x = np.clip(np.where(finite, x, 0.0), -ABSURD_UV, ABSURD_UV)
             x -= x.mean(axis=-1, keepdims=True)
             windows = x[..., self._window_index]  # (P, C, W, L)
             window_ok = finite[..., self._window_index].all(axis=-1)

@@ -14,6 +14,7 @@ from hypothesis.extra import numpy as hnp
 from lumina_nodes.constants import SleepStage
 from lumina_nodes.kernels.sleep_staging import (
     BANDS,
+    FEATURE_NAMES,
     PROBLEMS,
     STAGES,
     TUNING_SEEDS,
@@ -297,16 +298,45 @@ def test_participants_do_not_affect_each_other(epochs_by_stage):
 
 def test_hop_scales_the_prior_and_the_evidence(epochs_by_stage):
     n2, rem = epochs_by_stage[SleepStage.N2], epochs_by_stage[SleepStage.REM]
+    # evidence: an epoch overlapping its predecessor by all but hop_s counts hop_s / epoch_s
+    odds = []
+    for hop in (30.0, 1.0):
+        p = SleepStager(1, 2, 256.0, StagingConfig(hop_s=hop, transition_prior=False)).score(rem).probability[0]
+        odds.append(np.log(p[4] / p[2]))
+    assert odds[0] > 3.0 and odds[1] == pytest.approx(odds[0] / 30.0, rel=1e-3)
+    # prior: after a stretch of N2, one new epoch of REM moves a 30 s hop a long way, a 1 s hop only a little
     epoch_hop, second_hop = SleepStager(1, 2, 256.0), SleepStager(1, 2, 256.0, StagingConfig(hop_s=1.0))
     for stager in (epoch_hop, second_hop):
         for _ in range(30):
             stager.score(n2)
-    # one new epoch of REM moves a 30 s hop a long way, a 1 s hop (overlapping windows) only a little
     assert epoch_hop.score(rem).stage[0] == SleepStage.REM
     assert second_hop.score(rem).probability[0, 4] < 0.5
     for _ in range(60):
         late = second_hop.score(rem)
     assert late.stage[0] == SleepStage.REM
+
+
+def test_spindle_and_slow_wave_features_count_what_they_should():
+    """Known graphoelements on background noise: 6 spindles (13 Hz, 1 s, 30 uV) in 30 s are 12 per minute;
+    1 Hz waves of 120 uV peak to peak over 12 s of the epoch are a slow-wave fraction of about 0.4."""
+    fs, n = 256.0, 7680
+    t = np.arange(n) / fs
+    background = noise((1, 1, n), rms=3.0, seed=8)
+    spindles = background.copy()
+    for onset in (2.0, 7.0, 12.0, 17.0, 22.0, 27.0):
+        inside = (t >= onset) & (t < onset + 1.0)
+        spindles[0, 0, inside] += 30.0 * np.sin(np.pi * (t[inside] - onset)) ** 2 * np.sin(2 * np.pi * 13.0 * t[inside])
+    slow = background.copy()
+    slow[0, 0, (t >= 9.0) & (t < 21.0)] += 60.0 * np.sin(2 * np.pi * 1.0 * t[(t >= 9.0) & (t < 21.0)])
+    stager = SleepStager(1, 1, fs)
+    column = {name: i for i, name in enumerate(FEATURE_NAMES)}
+    features = {
+        name: stager.features(x)[0][0] for name, x in (("noise", background), ("spindles", spindles), ("slow", slow))
+    }
+    assert features["spindles"][column["spindles_per_min"]] == pytest.approx(12.0)
+    assert features["noise"][column["spindles_per_min"]] <= 2.0
+    assert features["slow"][column["slow_wave_fraction"]] == pytest.approx(0.4, abs=0.05)
+    assert features["noise"][column["slow_wave_fraction"]] == 0.0
 
 
 # ------------------------------------------------------------------------------------------------ accuracy

@@ -113,7 +113,8 @@ CONTENT_RMS_UV = np.array(
         [6.5, 3.0, 5.4, 4.1, 3.5, 2.6, 5.3, 4.5],
     ]
 )
-_SLOW_WAVE_COMPONENTS = (1, 2)  # slow, delta: their amplitude declines over the night
+_COMPONENT = {name: k for k, (name, _, _) in enumerate(COMPONENTS)}
+_SLOW_WAVE_COMPONENTS = [_COMPONENT["slow"], _COMPONENT["delta"]]  # their amplitude declines over the night
 SLOW_WAVE_DECLINE = 0.15  # fraction of slow-wave amplitude lost over the first 8 h (homeostatic decline)
 RAMP_S = 2.0  # amplitudes move to a new epoch's content over its first RAMP_S seconds
 EPOCH_DEPTH_SD = 0.15  # log-normal sd of each component's amplitude from epoch to epoch
@@ -258,7 +259,7 @@ class _Night:
         amp = config.amplitude_variation
         self.gain = math.exp(traits.normal(0.0, amp))
         self.component_gain = self.gain * np.exp(traits.normal(0.0, amp, len(COMPONENTS)))
-        self.component_gain[4] *= math.exp(traits.normal(0.0, 2 * amp))  # alpha varies most between people
+        self.component_gain[_COMPONENT["alpha"]] *= math.exp(traits.normal(0.0, 2 * amp))  # varies most between people
         self.alpha_hz = float(np.clip(traits.normal(10.0, 0.8), 8.5, 12.0))
         self.spindle_hz = float(np.clip(traits.normal(13.0, 0.7), 11.5, 15.0))
         self.cycle_s = 60.0 * max(60.0, traits.normal(config.cycle_minutes, config.cycle_sd_minutes))
@@ -631,7 +632,7 @@ class SleepEegSimulator:
         rms = CONTENT_RMS_UV[content] * depth * blend + CONTENT_RMS_UV[before] * depth_before * (1 - blend)
         rms *= self._gain[:, None, :]
         decline = 1.0 - SLOW_WAVE_DECLINE * np.minimum(coarse / 28800.0, 1.0)
-        rms[..., list(_SLOW_WAVE_COMPONENTS)] *= decline[None, :, None]
+        rms[..., _SLOW_WAVE_COMPONENTS] *= decline[None, :, None]
         rms = np.repeat(rms.transpose(0, 2, 1), _AMPLITUDE_HOLD, axis=-1)  # (P, K, n)
 
         topo = self._component_topography

@@ -14,7 +14,10 @@ run: setup
 test: setup
 	@$(IN_ENV) python -m pytest $(PYTEST_ARGS)
 
+# The benches' optional extras (YASA for bench/biodream_staging.py, about 740 MB) go into the venv here only:
+# make run and make test never need them.
 bench: setup
+	@$(IN_ENV) python -m pip install --quiet --disable-pip-version-check --no-input -r requirements-bench.txt
 	@$(IN_ENV) for b in bench/*.py; do echo "== $$b"; python "$$b" --quick || exit 1; done
 
 clean:

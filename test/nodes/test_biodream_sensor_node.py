@@ -142,3 +142,27 @@ def ros_time(seconds):
     from builtin_interfaces.msg import Time
 
     return Time(sec=int(seconds), nanosec=int(round((seconds % 1) * 1e9)))
+
+
+def test_brainflow_synthetic_board_on_the_wall_clock(processes, ros_node):
+    """BrainFlow's synthetic board (offline, 250 Hz): two participants on channel pairs of one board, 5 s epochs
+    every second; every sample is for a known participant and carries finite band powers."""
+    samples, diagnostics = subscribe(ros_node)
+    processes.start_node(
+        "biodream_sensor",
+        *("-p", "backend:=brainflow", "-p", "board_id:=-1", "-p", "participant_count:=2", "-p", "channels:=2"),
+        *("-p", "epoch_s:=5.0", "-p", "hop_s:=1.0", "-p", "first_jewel_id:=7"),
+    )
+    ros_node.spin_until(lambda: len(samples) >= 6, 30, "samples from the synthetic board")
+    assert {m.participant_id for m in samples} == {"p7", "p8"}
+    assert {m.jewel_id for m in samples} == {7, 8}
+    for m in samples:
+        assert m.epoch_duration == 5.0 and 0.0 <= m.signal_quality <= 1.0
+        assert np.isfinite([m.delta_power, m.theta_power, m.alpha_power, m.beta_power, m.gamma_power]).all()
+        assert m.stage in set(SleepStage.members().values())
+    # the two participants read different channels of the board
+    first = {m.participant_id: m for m in samples[-2:]}
+    assert first["p7"].delta_power != first["p8"].delta_power
+    ros_node.spin_until(lambda: latest_values(diagnostics, "biodream_sensor: sensor")[0] is not None, 10, "diagnostics")
+    _, values = latest_values(diagnostics, "biodream_sensor: sensor")
+    assert values["backend"] == "brainflow" and float(values["sample_rate_hz"]) == 250.0

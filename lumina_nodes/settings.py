@@ -89,6 +89,24 @@ def setting(default, description, unit="", low=None, high=None, **flags):
     return dataclasses.field(default=default, metadata={"setting": Setting(description, unit, low, high, **flags)})
 
 
+class SettingsConfig:
+    """Base of a settings dataclass: :meth:`settings` lists its fields' settings, :meth:`validate` checks the
+    values against them first and then the relations between fields (:meth:`cross_field_problems`)."""
+
+    @classmethod
+    def settings(cls) -> list:
+        """Every field with its :class:`Setting`, in declaration order: list of (dataclasses.Field, Setting)."""
+        return settings_of(cls)
+
+    def validate(self) -> list[str]:
+        """Human-readable errors; an empty list when the configuration is usable."""
+        return problems(self) or self.cross_field_problems()
+
+    def cross_field_problems(self) -> list[str]:
+        """Errors in how the (individually valid) fields go together; none by default."""
+        return []
+
+
 def settings_of(cls) -> list:
     """Every field of the dataclass ``cls`` with its :class:`Setting`, in declaration order:
     list of (dataclasses.Field, Setting)."""

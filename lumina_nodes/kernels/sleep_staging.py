@@ -40,7 +40,7 @@ from scipy import linalg, ndimage
 from scipy import signal as sps
 
 from ..constants import SleepStage
-from ..settings import attributes_doc, problems, setting, settings_of
+from ..settings import SettingsConfig, attributes_doc, setting
 
 __all__ = [
     "BANDS",
@@ -125,7 +125,7 @@ TRANSITION_RATE_PER_HOUR = np.array(
 
 
 @dataclasses.dataclass
-class StagingConfig:
+class StagingConfig(SettingsConfig):
     """Sleep staging settings (SI units, microvolts). :meth:`validate` lists what is wrong, if anything."""
 
     epoch_s: float = setting(30.0, "Length of a scored epoch (AASM: 30 s).", "s", 5.0, 120.0, read_only=True)
@@ -170,16 +170,8 @@ class StagingConfig:
         True, "Filter with the stage transition prior across epochs (False: each epoch on its own)."
     )
 
-    @classmethod
-    def settings(cls) -> list:
-        """Every field with its :class:`~lumina_nodes.settings.Setting`, in declaration order."""
-        return settings_of(cls)
-
-    def validate(self) -> list[str]:
-        """Return human-readable errors (empty list when the configuration is usable)."""
-        errors = problems(self)
-        if errors:
-            return errors
+    def cross_field_problems(self) -> list[str]:
+        errors = []
         if self.welch_segment_s > self.epoch_s:
             errors.append(f"welch_segment_s ({self.welch_segment_s} s) must not exceed epoch_s ({self.epoch_s} s)")
         if self.window_s > self.epoch_s / 2:

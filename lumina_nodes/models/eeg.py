@@ -57,7 +57,7 @@ import numpy as np
 from scipy import signal
 
 from ..constants import SleepStage
-from ..settings import attributes_doc, problems, setting, settings_of
+from ..settings import SettingsConfig, attributes_doc, setting
 
 __all__ = [
     "ARTIFACT_BLINK",
@@ -153,7 +153,7 @@ _AMPLITUDE_HOLD = 8  # samples per step of the stage amplitudes (divides _MAX_ST
 
 
 @dataclasses.dataclass
-class SleepEegConfig:
+class SleepEegConfig(SettingsConfig):
     """Synthetic sleep EEG settings (SI units, microvolts). :meth:`validate` lists what is wrong, if anything."""
 
     sample_rate_hz: float = setting(256.0, "EEG sample rate.", "Hz", 100.0, 1000.0, read_only=True)
@@ -211,16 +211,8 @@ class SleepEegConfig:
         1000.0, "Amplifier range: every sample is clipped to +- this.", "uV", 50.0, 100000.0
     )
 
-    @classmethod
-    def settings(cls) -> list:
-        """Every field with its :class:`~lumina_nodes.settings.Setting`, in declaration order."""
-        return settings_of(cls)
-
-    def validate(self) -> list[str]:
-        """Return human-readable errors (empty list when the configuration is usable)."""
-        errors = problems(self)
-        if errors:
-            return errors
+    def cross_field_problems(self) -> list[str]:
+        errors = []
         if self.line_frequency_hz not in (50.0, 60.0):
             errors.append(f"line_frequency_hz must be 50 or 60, got {self.line_frequency_hz!r}")
         busy = sum(rate * sum(ARTIFACT_DURATION_S[k]) / 2 for k, rate in enumerate(self.artifact_rates()) if k) / 3600

@@ -7,13 +7,13 @@ them.
 import dataclasses
 import math
 
-from ...settings import Setting, attributes_doc, problems, setting, settings_of
+from ...settings import Setting, SettingsConfig, attributes_doc, setting
 
 __all__ = ["Setting", "SyncConfig"]
 
 
 @dataclasses.dataclass
-class SyncConfig:
+class SyncConfig(SettingsConfig):
     """Synchronizer parameters (SI units: s, Hz, rad). :meth:`validate` lists what is wrong, if anything."""
 
     rate_hz: float = setting(
@@ -207,17 +207,10 @@ class SyncConfig:
         "float64-accumulating reductions inside blocks too (about 0.6 ns/jewel slower).",
     )
 
-    @classmethod
-    def settings(cls) -> list:
-        """Every field with its :class:`Setting`, in declaration order: list of (dataclasses.Field, Setting)."""
-        return settings_of(cls)
-
-    def validate(self) -> list[str]:
-        """Return human-readable errors (empty list when the configuration is usable)."""
-        errors = problems(self)
-        if not errors and self.cluster_span_hz / (self.cluster_gap_hz / 4.0) > 2_000_000:
-            errors.append("cluster_span_hz / cluster_gap_hz too large (histogram would exceed 8e6 bins)")
-        return errors
+    def cross_field_problems(self) -> list[str]:
+        if self.cluster_span_hz / (self.cluster_gap_hz / 4.0) > 2_000_000:
+            return ["cluster_span_hz / cluster_gap_hz too large (histogram would exceed 8e6 bins)"]
+        return []
 
 
 SyncConfig.__doc__ += attributes_doc(SyncConfig, " Read-only in the synchronizer node.")

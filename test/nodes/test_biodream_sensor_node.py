@@ -166,3 +166,15 @@ def test_brainflow_synthetic_board_on_the_wall_clock(processes, ros_node):
     ros_node.spin_until(lambda: latest_values(diagnostics, "biodream_sensor: sensor")[0] is not None, 10, "diagnostics")
     _, values = latest_values(diagnostics, "biodream_sensor: sensor")
     assert values["backend"] == "brainflow" and float(values["sample_rate_hz"]) == 250.0
+
+
+def test_a_stop_signal_while_the_node_still_loads_is_a_clean_exit(processes):
+    """A launch that ends at once (the crisis drill of a small city) stops nodes that are still importing."""
+    import signal
+    import time
+
+    sensor = processes.start_node("biodream_sensor")
+    time.sleep(0.2)  # well before scipy and the backends have loaded
+    sensor.popen.send_signal(signal.SIGINT)
+    assert sensor.popen.wait(timeout=20) == 0, sensor.output()
+    assert "Traceback" not in sensor.output() and "KeyboardInterrupt" not in sensor.output()

@@ -2,8 +2,11 @@
 ranges, the /diagnostics publisher, and the standard main() of a node process."""
 
 import gc
+import os
 import signal
+import sys
 import threading
+import traceback
 from dataclasses import dataclass
 
 import rclpy
@@ -169,6 +172,11 @@ def seconds(time_msg):
     return time_msg.sec + time_msg.nanosec * 1e-9
 
 
+# How long a node may take to tear down before run_node gives up waiting for it: inside launch's 5 s
+# sigterm_timeout, so a hung teardown ends before launch escalates.
+SHUTDOWN_TIMEOUT_S = 3.0
+
+
 def run_node(node_class, args=None):
     """Standard main of a node process: init, spin, clean exit on Ctrl-C or SIGTERM (exit code 0).
 
@@ -176,14 +184,18 @@ def run_node(node_class, args=None):
     Python's KeyboardInterrupt, which can land inside a pybind11 call and surface as a RuntimeError from
     take_message (seen in CI as a node dying with exit code 1 on a clean shutdown).
     A node that cannot start (invalid parameters, missing device) logs why and exits with code 1.
+    Teardown runs under a watchdog: Fast DDS 3.2 can deadlock while it destroys a participant
+    (eProsima/Fast-DDS#6502); after SHUTDOWN_TIMEOUT_S the process logs it and exits without waiting.
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    node = None
+    node, code, crash = None, 0, None
+    logger = rclpy.logging.get_logger(node_class.__name__)
     try:
         node = node_class()
+        logger = node.get_logger()
         # Everything built at start-up is long-lived: keep it out of the cyclic collector, whose full
         # collections otherwise show up as loop-latency spikes.
         gc.collect()
@@ -195,15 +207,36 @@ def run_node(node_class, args=None):
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except StartupError as error:
-        rclpy.logging.get_logger(node_class.__name__).fatal(str(error))
-        return 1
+        logger.fatal(str(error))
+        code = 1
+    except BaseException as error:
+        crash, code = error, 1
+        raise
     finally:
+        teardown = threading.Thread(target=_tear_down, args=(node,), name="teardown", daemon=True)
+        teardown.start()
+        teardown.join(SHUTDOWN_TIMEOUT_S)
+        if teardown.is_alive():
+            logger.error(
+                f"shutdown did not finish within {SHUTDOWN_TIMEOUT_S:g} s (a DDS teardown deadlock, "
+                "eProsima/Fast-DDS#6502, or a device that does not close); exiting without waiting for it"
+            )
+            if crash is not None:  # it would never propagate past os._exit
+                traceback.print_exception(crash)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    return code
+
+
+def _tear_down(node):
+    try:
         if node is not None:
             if hasattr(node, "close"):
                 node.close()
             node.destroy_node()
+    finally:
         rclpy.try_shutdown()
-    return 0
 
 
 class StartupError(RuntimeError):

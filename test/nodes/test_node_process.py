@@ -1,0 +1,48 @@
+"""The standard main of a node process (nodes.common.run_node), run in its own process: a teardown that hangs
+(Fast DDS can deadlock while it destroys a participant, eProsima/Fast-DDS#6502) does not keep it alive."""
+
+import signal
+import subprocess
+import sys
+import time
+
+from harness import REPO
+
+HANGING_NODE = """
+import threading, time
+from rclpy.node import Node
+from lumina_nodes.nodes.common import run_node
+
+class HangsOnClose(Node):
+    def __init__(self):
+        super().__init__("hangs_on_close")
+        self.get_logger().info("up")
+
+    def close(self):
+        threading.Event().wait()  # never returns, as a deadlocked teardown
+
+raise SystemExit(run_node(HangsOnClose))
+"""
+
+
+def test_a_teardown_that_hangs_ends_in_an_error_and_exit_0_after_the_timeout(ros_env):
+    from lumina_nodes.nodes.common import SHUTDOWN_TIMEOUT_S
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", HANGING_NODE],
+        cwd=REPO,
+        env=ros_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    output = ""
+    while "up" not in output and time.monotonic() < deadline:
+        output += process.stdout.readline()
+    process.send_signal(signal.SIGINT)
+    stopped = time.monotonic()
+    rest, _ = process.communicate(timeout=SHUTDOWN_TIMEOUT_S + 20)
+    assert process.returncode == 0, output + rest
+    assert SHUTDOWN_TIMEOUT_S - 0.5 <= time.monotonic() - stopped <= SHUTDOWN_TIMEOUT_S + 5
+    assert "[ERROR]" in rest and "shutdown did not finish within" in rest, rest

@@ -38,6 +38,7 @@ from lumina_nodes.nodes.common import (
 
 PARAMS = (
     Param("backend", "sim", "EEG source.", choices=tuple(BACKENDS), read_only=True),
+    Param("plaza", "", "Plaza (driver id) the participants belong to, sent in every sample.", read_only=True),
     Param(
         "participants_file",
         "",
@@ -194,6 +195,7 @@ class BioDreamSensor(Node):
             msg = BioDreamSample(
                 participant_id=participant.id,
                 jewel_id=participant.jewel,
+                plaza=self.params["plaza"],
                 stage=int(scores.stage[k]),
                 epoch_duration=float(self.config.epoch_s),
                 delta_power=float(bands[k, 0]),

@@ -16,6 +16,7 @@ object with `ms_per_frame`, `cpu_cores`, `frames_late`.
 """
 
 import argparse
+import fcntl
 import json
 import socket
 import sys
@@ -30,11 +31,14 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "test"))
 from diagnostic_msgs.msg import DiagnosticArray
 
-from harness import isolated_graph
+from harness import PEERS, isolated_graph
 from lumina_nodes.backends.sleeptree.fixtures import load_fixtures
 from lumina_nodes.kernels.tree_lighting import SCENES, LightingConfig, SyncView, TreeRenderer
 from lumina_nodes.msg import ClusterState, PlazaSync, SyncState
 from lumina_nodes.nodes.common import STATE_QOS
+
+sys.path.insert(0, str(PEERS))
+from sacn_receiver import LOCK_FILE
 
 TREES, PIXELS, FPS = 10, 1000, 40.0
 CLUSTERS = ((600, 0.95), (400, 1.05))  # (jewels, Hz)
@@ -96,9 +100,12 @@ def render_times(fixtures, frames):
 
 
 class LoopbackReceiver:
-    """Counts the E1.31 datagrams arriving on 127.0.0.1:5568 (the bench's stand-in for the fixtures)."""
+    """Counts the E1.31 datagrams arriving on 127.0.0.1:5568 (the bench's stand-in for the fixtures); holds the
+    port's lock (test/peers/sacn_receiver.py) so a test run at the same time waits instead of losing packets."""
 
     def __init__(self):
+        self.lock = open(LOCK_FILE, "w")
+        fcntl.flock(self.lock, fcntl.LOCK_EX)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 5568))
         self.sock.settimeout(0.2)
@@ -118,6 +125,8 @@ class LoopbackReceiver:
         self.running = False
         self.thread.join()
         self.sock.close()
+        fcntl.flock(self.lock, fcntl.LOCK_UN)
+        self.lock.close()
 
 
 def sync_message(t, stamp):
@@ -158,14 +167,15 @@ def measure_process(backend, fixtures_file, duration):
             probe.spin_until(lambda: reports, 5, "diagnostics")
             before = {kv.key: kv.value for kv in reports[-1].values}
             process = psutil.Process(controller.pid)
+            packets0 = receiver.packets if receiver else 0
             cpu0, t0 = sum(process.cpu_times()[:2]), time.monotonic()
             probe.spin_for(duration)
             cpu1, t1 = sum(process.cpu_times()[:2]), time.monotonic()
+            packets = (receiver.packets if receiver else 0) - packets0
             reports.clear()
             probe.spin_until(lambda: reports, 5, "diagnostics")
             after = {kv.key: kv.value for kv in reports[-1].values}
         finally:
-            packets = receiver.packets if receiver else 0
             if receiver:
                 receiver.close()
         return {

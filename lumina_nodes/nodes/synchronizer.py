@@ -89,7 +89,15 @@ NODE_PARAMS = (
         "value over the stage probabilities of each participant is applied to the jewel they wear.",
     ),
     Param("min_signal_quality", 0.5, "Bio-Dream samples of lower signal quality are ignored (0..1).", 0.0, 1.0),
+    Param(
+        "released_plazas",
+        [""],
+        "Plazas (driver ids) that do not take part: their reports are not taken, so their jewels count as silent "
+        "(out of the collective field, commands slewing to 0: they run free) until they rejoin; [''] none. The "
+        "festival orchestrator's reflective sessions set it.",
+    ),
 )
+MAX_RELEASED = 64
 
 
 class Driver:
@@ -105,6 +113,7 @@ class Driver:
         self.last_arrival = None
         self.batches = 0
         self.batches_rejected = 0
+        self.batches_released = 0  # batches not taken while the driver's plaza was released
         self.seq_gaps = 0
         self.stale_elements = 0
         self.last_seq = None
@@ -123,6 +132,7 @@ class Synchronizer(Node):
             if errors:
                 raise ValueError("; ".join(errors))
             self._check_stage_gains(values["coupling_by_stage"])
+            self.released = self._released(values["released_plazas"])
         except (ValueError, TypeError) as error:
             raise StartupError(f"invalid configuration: {error}") from error
         self.values = values
@@ -201,6 +211,10 @@ class Synchronizer(Node):
             sample_time = stamp - sample_age
         else:  # the kernel rejects the message as a length mismatch
             reported, (phase, frequency, offset, sample_age), sample_time = ids, arrays, np.zeros(0)
+        if driver.driver_id in self.released:  # not taken: its jewels fall silent and run free, still commanded
+            driver.batches_released += 1
+            reported, phase, frequency, offset, sample_time = (a[:0] for a in (ids, phase, frequency, offset, ids))
+            sample_time = sample_time.astype(np.float64)
         report = self.kernel.ingest(driver.key, reported, phase, frequency, offset, sample_time, now)
         self._count_rejects(report)
         if report.message_error:
@@ -358,16 +372,26 @@ class Synchronizer(Node):
         if len(gains) != 5 or not all(0.0 <= g <= 2.0 for g in gains):
             raise ValueError(f"coupling_by_stage needs 5 values in 0..2 (W, N1, N2, N3, REM), got {list(gains)}")
 
+    @staticmethod
+    def _released(names):
+        """The set of released plaza names; ValueError for anything but up to MAX_RELEASED names."""
+        names = [n for n in names if n]
+        if len(names) > MAX_RELEASED or not all(isinstance(n, str) and len(n) <= 256 for n in names):
+            raise ValueError(f"released_plazas takes up to {MAX_RELEASED} plaza names, got {list(names)[:8]}")
+        return frozenset(names)
+
     def _validate_update(self, changes):
         fields = {f.name for f in dataclasses.fields(SyncConfig)}
         candidate = dataclasses.replace(self.config, **{c.name: c.value for c in changes if c.name in fields})
         errors = candidate.validate()
         for change in changes:
-            if change.name == "coupling_by_stage":
-                try:
+            try:
+                if change.name == "coupling_by_stage":
                     self._check_stage_gains(change.value)
-                except ValueError as error:
-                    errors.append(str(error))
+                elif change.name == "released_plazas":
+                    self._released(change.value)
+            except ValueError as error:
+                errors.append(str(error))
         return SetParametersResult(successful=not errors, reason="; ".join(errors))
 
     def _apply_update(self, changes):
@@ -375,6 +399,9 @@ class Synchronizer(Node):
         updates = {c.name: c.value for c in changes if c.name in fields}
         for change in changes:
             self.values[change.name] = change.value
+            if change.name == "released_plazas":
+                self.released = self._released(change.value)
+                self.get_logger().info(f"released plazas: {sorted(self.released) or 'none'}")
         if updates and hasattr(self, "kernel"):
             self.config = dataclasses.replace(self.config, **updates)
             self.kernel.set_config(self.config)
@@ -402,15 +429,19 @@ class Synchronizer(Node):
         statuses = [diagnostic_status(level, "loop", message, "synchronizer", values)]
         for driver in self.drivers.values():
             age = clock_seconds(self) - driver.last_arrival if driver.last_arrival else float("inf")
+            reporting = age < self.config.silence_timeout_s
             statuses.append(
                 diagnostic_status(
-                    DiagnosticLevel.OK if age < self.config.silence_timeout_s else DiagnosticLevel.WARN,
+                    DiagnosticLevel.OK if reporting else DiagnosticLevel.WARN,
                     f"driver {driver.namespace}",
-                    "reporting" if age < self.config.silence_timeout_s else "silent",
+                    ("released: runs free" if driver.driver_id in self.released else "reporting")
+                    if reporting
+                    else "silent",
                     driver.driver_id,
                     {
                         "batches": driver.batches,
                         "batches_rejected": driver.batches_rejected,
+                        "batches_released": driver.batches_released,
                         "stale_elements": driver.stale_elements,
                         "sequence_gaps": driver.seq_gaps,
                         "last_report_age_s": age,

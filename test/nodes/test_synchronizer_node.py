@@ -318,3 +318,39 @@ def test_biodream_sample_scales_the_coupling_of_its_jewel_only(processes, ros_no
     assert after[3] / after[5] == pytest.approx(expected_scale, rel=0.02), (after, expected_scale)
     # the rejected sample of jewel 4 changed nothing, nor did the sample of jewel 3 change anyone else's
     assert after[4] == pytest.approx(after[5], rel=1e-3) and after[5] == pytest.approx(before[5], rel=1e-3)
+
+
+def release(ros_node, plazas):
+    """Set the synchronizer's released_plazas, as the orchestrator does; its SetParametersResult."""
+    value = ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=plazas)
+    request = SetParameters.Request(parameters=[Parameter(name="released_plazas", value=value)])
+    return call(ros_node, SetParameters, "/synchronizer/set_parameters", request).results[0]
+
+
+def test_a_released_plaza_runs_free_and_rejoins(processes, ros_node):
+    """released_plazas (the festival's reflective sessions): the plaza's jewels leave the collective field and
+    their commands slew to 0 within the comfort limits; back in, they are pulled into the rhythm again."""
+    start_city(processes)
+    states, commands = [], []
+    ros_node.node.create_subscription(SyncState, "/sync/state", states.append, STATE_QOS)
+    ros_node.node.create_subscription(JewelCommandBatch, "/plaza_2/jewels/command", commands.append, BATCH_QOS)
+    ros_node.spin_until(
+        lambda: states and states[-1].order_parameter >= 0.95 and states[-1].jewels_active == 200, 30, "lock"
+    )
+    refused = release(ros_node, ["p"] * 65)
+    assert not refused.successful and "released_plazas takes up to 64" in refused.reason
+    assert release(ros_node, ["plaza_2"]).successful
+    ros_node.spin_until(lambda: states[-1].jewels_active == 100 and states[-1].jewels_silent == 100, 5, "plaza_2 out")
+    # 0.25 Hz at 0.5 Hz/s: at most 0.5 s to zero; never a step larger than the slew allows
+    ros_node.spin_until(
+        lambda: np.abs(from_field(commands[-1].frequency_offset, np.float64)).max() == 0.0, 5, "0 offsets"
+    )
+    offsets = np.array([from_field(c.frequency_offset, np.float64) for c in commands[-100:]])
+    assert np.abs(np.diff(offsets, axis=0)).max() <= 0.5 * 0.1 + 1e-9  # slew x the largest tick gap here
+    assert release(ros_node, [""]).successful
+    ros_node.spin_until(lambda: states[-1].jewels_active == 200, 5, "plaza_2 back")
+    ros_node.spin_until(
+        lambda: states[-1].order_parameter >= 0.95 and all(p.order_parameter >= 0.9 for p in states[-1].plazas),
+        15,
+        "plaza_2 re-locked",
+    )

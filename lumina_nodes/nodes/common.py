@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 
@@ -179,9 +180,11 @@ def seconds(time_msg):
     return time_msg.sec + time_msg.nanosec * 1e-9
 
 
-# How long a node may take to tear down before run_node gives up waiting for it: inside launch's 5 s
-# sigterm_timeout, so a hung teardown ends before launch escalates.
+# How long a node may take to tear down before run_node gives up waiting for it, and to be gone after a stop
+# signal whatever its main thread is doing: both inside launch's 5 s sigterm_timeout, so a hang ends before
+# launch escalates.
 SHUTDOWN_TIMEOUT_S = 3.0
+STOP_DEADLINE_S = 4.5
 
 
 def run_node(node_class, args=None):
@@ -198,6 +201,7 @@ def run_node(node_class, args=None):
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    _start_stop_deadline(node_class.__name__)
     node, code, crash = None, 0, None
     logger = rclpy.logging.get_logger(node_class.__name__)
     try:
@@ -234,6 +238,31 @@ def run_node(node_class, args=None):
             sys.stderr.flush()
             os._exit(code)
     return code
+
+
+def _start_stop_deadline(name):
+    """Exit STOP_DEADLINE_S after the first stop signal even if the main thread never runs Python again.
+
+    Python runs a signal handler only between bytecodes of the main thread; one blocked inside the middleware
+    (Fast DDS can deadlock while remote participants vanish, eProsima/Fast-DDS#6502) would ignore SIGINT and
+    SIGTERM until launch kills it. The C-level handler still writes the signal to the wakeup fd; this thread
+    waits on it. It reports on stderr with a plain write: the logging lock may be held by the blocked thread.
+    """
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+
+    def watch():
+        os.read(read_fd, 1)
+        time.sleep(STOP_DEADLINE_S)
+        os.write(
+            2,
+            f"[ERROR] [{time.time():.9f}] [{name}]: still running {STOP_DEADLINE_S:g} s after the stop signal "
+            "(blocked in the middleware: eProsima/Fast-DDS#6502); exiting without waiting for it\n".encode(),
+        )
+        os._exit(0)
+
+    threading.Thread(target=watch, name="stop deadline", daemon=True).start()
 
 
 def _tear_down(node):

@@ -46,3 +46,45 @@ def test_a_teardown_that_hangs_ends_in_an_error_and_exit_0_after_the_timeout(ros
     assert process.returncode == 0, output + rest
     assert SHUTDOWN_TIMEOUT_S - 0.5 <= time.monotonic() - stopped <= SHUTDOWN_TIMEOUT_S + 5
     assert "[ERROR]" in rest and "shutdown did not finish within" in rest, rest
+
+
+BLOCKED_NODE = """
+import time
+from rclpy.node import Node
+from lumina_nodes.nodes.common import run_node
+
+class BlocksItsThread(Node):
+    def __init__(self):
+        super().__init__("blocks_its_thread")
+        self.get_logger().info("up")
+        self.create_timer(0.2, self.block)
+
+    def block(self):
+        self.get_logger().info("blocking")
+        time.sleep(3600)  # as a call stuck in the middleware: the signal handler never gets to stop the loop
+
+raise SystemExit(run_node(BlocksItsThread))
+"""
+
+
+def test_a_node_whose_main_thread_is_blocked_still_exits_after_a_stop_signal(ros_env):
+    from lumina_nodes.nodes.common import STOP_DEADLINE_S
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", BLOCKED_NODE],
+        cwd=REPO,
+        env=ros_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    output = ""
+    while "blocking" not in output and time.monotonic() < deadline:
+        output += process.stdout.readline()
+    process.send_signal(signal.SIGINT)
+    stopped = time.monotonic()
+    rest, _ = process.communicate(timeout=STOP_DEADLINE_S + 20)
+    assert process.returncode == 0, output + rest
+    assert STOP_DEADLINE_S - 0.5 <= time.monotonic() - stopped <= STOP_DEADLINE_S + 2.0
+    assert "[ERROR]" in rest and "still running 4.5 s after the stop signal" in rest, rest

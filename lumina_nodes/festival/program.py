@@ -21,7 +21,8 @@ A program (``config/programs/sleep_art_festival.yaml`` is the default) is a sequ
         sessions: {order_parameter: 0.9, for: 1, timeout_each: 30}  # plazas rejoin one at a time
 
 Conditions (``until``) take a metric of the synchronizer's state: ``order_parameter``, ``lock_fraction``,
-``clusters`` (frequency clusters reported), ``lowest_plaza_order`` (the least locked plaza's r), each with one of
+``clusters`` (frequency clusters reported), ``unresolved_clusters`` (of those, the ones the synchronizer has not
+resolved yet), ``lowest_plaza_order`` (the least locked plaza's r), each with one of
 ``at_least`` / ``at_most`` and a ``for`` in seconds. A ``sessions`` phase releases every plaza but the first and
 brings them back one at a time: each rejoins only when the one before has held ``order_parameter`` for ``for``
 seconds; ``timeout_each`` bounds each plaza's wait. Drill kinds: ``overlapping_frequencies``, ``phase_scramble``,
@@ -40,7 +41,7 @@ import yaml
 from ..yaml_lines import line_of, load_with_lines
 
 SCENES = ("harmony", "chaos", "recovery", "aftermath")
-METRICS = ("order_parameter", "lock_fraction", "clusters", "lowest_plaza_order")
+METRICS = ("order_parameter", "lock_fraction", "clusters", "unresolved_clusters", "lowest_plaza_order")
 COMPARISONS = ("at_least", "at_most")
 FALLBACKS = ("next", "abort")
 DRILL_KINDS = ("overlapping_frequencies", "phase_scramble", "link_degradation", "clear")
@@ -295,7 +296,7 @@ def _conditions(value, path, fail) -> tuple:
             fail(where, "must be {at_least: value, for: seconds} or {at_most: value, for: seconds}")
             continue
         comparison = next(c for c in COMPARISONS if c in test)
-        high = 1e6 if metric == "clusters" else 1.0
+        high = 1e6 if metric.endswith("clusters") else 1.0
         threshold = _number(test[comparison], 0.0, high, (*where, comparison), fail)
         hold = _number(test.get("for", 0.0), 0.0, MAX_SECONDS, (*where, "for"), fail)
         if threshold is not None and hold is not None:

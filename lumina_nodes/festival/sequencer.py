@@ -8,8 +8,8 @@ does I/O, so a night can be stepped through in a unit test.
 
 Conditions hold only on fresh observations: ``None`` (no recent synchronizer state) breaks every hold. The
 result (:class:`RunResult`) says when the disruption was injected, detected (two or more clusters reported) and
-healed (order parameter at least the program's ``harmony_order_parameter`` with one cluster, every plaza taking
-part), and the lowest order parameter after the disruption.
+healed (order parameter at least the program's ``harmony_order_parameter``, one cluster or every cluster resolved
+by the synchronizer, every plaza taking part), and the lowest order parameter after the disruption.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ..constants import EventLevel
 from .program import Drill, Program
 
 NOMINAL_COUPLING = (1.0, 1.0, 0.8, 0.6, 0.9)  # config/synchronizer.yaml's coupling_by_stage
-DISRUPTING_DRILLS = ("overlapping_frequencies", "phase_scramble")
+DISRUPTING_DRILLS = ("overlapping_frequencies",)  # the disruption the result times (a scramble is a start)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Observation:
     lock_fraction: float
     clusters: int
     plaza_order: dict  # plaza (driver id) -> r
+    unresolved_clusters: int = 0  # clusters the synchronizer has not resolved (merging or a channel of its own)
 
     def metric(self, name: str) -> float:
         if name == "lowest_plaza_order":
@@ -76,7 +77,8 @@ class RunResult:
     elapsed_s: float = 0.0
     disrupted_at: float | None = None  # node time
     detected_at: float | None = None
-    healed_at: float | None = None
+    healed_at: float | None = None  # first time whole again after the detection (the synchronizer's healing)
+    harmony_at: float | None = None  # first time whole after the detection with every plaza back for good
     min_order_parameter: float = math.nan
 
     @property
@@ -84,12 +86,18 @@ class RunResult:
         return self.detected_at - self.disrupted_at if self.detected_at is not None else math.nan
 
     @property
-    def time_to_recover_s(self) -> float:
+    def time_to_heal_s(self) -> float:
+        """Detection to the first moment the city was whole again."""
         return self.healed_at - self.detected_at if self.healed_at is not None else math.nan
 
     @property
+    def time_to_recover_s(self) -> float:
+        """Detection to harmony: the city whole with every plaza taking part, after the last plaza came back."""
+        return self.harmony_at - self.detected_at if self.harmony_at is not None else math.nan
+
+    @property
     def harmony_reached(self) -> bool:
-        return self.healed_at is not None
+        return self.harmony_at is not None
 
 
 class Sequencer:
@@ -211,6 +219,8 @@ class Sequencer:
         if released != self.released:
             self.released = released
             actions.append(SetReleased(released))
+        if released:
+            self.result.harmony_at = None  # harmony counts once every plaza is back
         if phase.drill is not None:
             actions.append(InjectDrill(phase.drill))
             if phase.drill.kind in DISRUPTING_DRILLS and self.result.disrupted_at is None:
@@ -303,15 +313,24 @@ class Sequencer:
                     f"{now - result.disrupted_at:.2f} s after the disruption",
                 )
             ]
-        whole = observation.clusters <= 1 and not self.released
-        if result.detected_at is not None and result.healed_at is None and whole:
-            if r >= self.program.harmony_order_parameter:
-                result.healed_at = now
-                return [
-                    Event(
-                        EventLevel.INFO,
-                        "harmony_restored",
-                        f"harmony: r {r:.3f}, {now - result.detected_at:.2f} s after the chaos was detected",
-                    )
-                ]
+        if result.detected_at is None:
+            return []
+        whole = (
+            (observation.clusters <= 1 or observation.unresolved_clusters == 0)
+            and not self.released
+            and r >= self.program.harmony_order_parameter
+        )
+        if not whole:
+            return []
+        if result.harmony_at is None:
+            result.harmony_at = now
+        if result.healed_at is None:
+            result.healed_at = now
+            return [
+                Event(
+                    EventLevel.INFO,
+                    "harmony_restored",
+                    f"one rhythm again: r {r:.3f}, {now - result.detected_at:.2f} s after the chaos was detected",
+                )
+            ]
         return []

@@ -178,3 +178,35 @@ def test_cancel_returns_the_city_to_a_safe_state_once():
     assert seq.status == "cancelled" and actions[1:] == seq.safe_state()
     assert seq.cancel(2.0) == [] and seq.update(2.0, observe()) == []
     assert math.isnan(seq.result.time_to_detect_s)
+
+
+def test_harmony_counts_resolved_clusters_as_one_rhythm():
+    """The synchronizer pulls two natural-frequency bands onto one rhythm and keeps reporting both (resolved):
+    that is harmony; two unresolved bands are not, whatever r says."""
+    seq = Sequencer(parse_program(NIGHT), PLAZAS)
+    seq.start(0.0)
+    states = [observe(0.99)] * 3 + [observe(0.8, clusters=2)] * 3
+    states += [Observation(0.97, 0.9, 2, dict.fromkeys(PLAZAS, 0.97), unresolved_clusters=2)] * 5
+    run(seq, states)
+    assert not seq.result.harmony_reached
+    run(seq, [Observation(0.97, 0.9, 2, dict.fromkeys(PLAZAS, 0.97), unresolved_clusters=0)] * 8, start=1.1)
+    assert seq.result.harmony_reached and seq.result.healed_at == pytest.approx(1.1)
+
+
+def test_harmony_counts_only_once_every_plaza_is_back():
+    program = parse_program(
+        NIGHT.replace(
+            "  - name: heal\n",
+            "  - name: sessions\n    sessions: {order_parameter: 0.9, for: 0.2, timeout_each: 5}\n  - name: heal\n",
+        )
+    )
+    seq = Sequencer(program, PLAZAS)
+    seq.start(0.0)
+    chaos = Observation(0.9, 0.9, 2, dict.fromkeys(PLAZAS, 0.9), unresolved_clusters=2)
+    run(seq, [observe(0.99)] * 3 + [chaos] * 4)  # detected at 0.3
+    assert seq.phase.name == "sessions" and seq.result.healed_at is None
+    run(seq, [observe(0.97, plazas={"plaza_1": 0.5})] * 9, start=0.7)  # r whole but plazas released: no harmony
+    assert seq.result.healed_at is None and not seq.result.harmony_reached
+    run(seq, [observe(0.97)] * 30, start=1.6)
+    assert seq.status == "finished" and seq.result.harmony_reached
+    assert seq.result.harmony_at > 1.6 and seq.result.time_to_recover_s == pytest.approx(seq.result.harmony_at - 0.3)

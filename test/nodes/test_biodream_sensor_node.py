@@ -180,7 +180,7 @@ def test_brainflow_synthetic_board_on_the_wall_clock(processes, ros_node):
 
 
 def test_a_stop_signal_while_the_node_still_loads_is_a_clean_exit(processes):
-    """A launch that ends at once (the crisis drill of a small city) stops nodes that are still importing.
+    """A launch that ends at once (a short program on a small city) stops nodes that are still importing.
 
     The delays land in different stages of loading (the interpreter, numpy, rclpy, scipy, the backend) and in
     the running node; each must exit 0 without a traceback.

@@ -188,7 +188,7 @@ class FestivalOrchestrator(Node):
     def _on_goal(self, goal):
         if self.run is not None:
             reason = f"goal for {goal.program!r} rejected: program {self.run.sequencer.program.name} is running"
-            self.get_logger().warn(reason)
+            self.get_logger().warning(reason)
             self._event(EventLevel.WARN, "goal_rejected", reason)
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
@@ -395,7 +395,7 @@ class FestivalOrchestrator(Node):
             mark = {EventLevel.INFO: " ", EventLevel.WARN: "!", EventLevel.ERROR: "X"}.get(level, " ")
             print(f"[{self._elapsed():7.2f} s] {mark} {kind}: {text}", flush=True)
         if level == EventLevel.WARN:
-            self.get_logger().warn(f"{kind}: {text}")
+            self.get_logger().warning(f"{kind}: {text}")
 
     def _elapsed(self):
         run = self.run or self.last_run

@@ -221,7 +221,7 @@ class SleepTreeController(Node):
         problem = self.renderer.update_sync(view)
         if problem is not None:
             self.states_refused += 1
-            self.get_logger().warn(f"/sync/state refused: {problem}", throttle_duration_sec=10.0)
+            self.get_logger().warning(f"/sync/state refused: {problem}", throttle_duration_sec=10.0)
 
     def _on_sample(self, msg):
         if not self.renderer.update_stage(
@@ -234,7 +234,7 @@ class SleepTreeController(Node):
         cue = msg.lighting_scene if running else ""
         if cue and cue not in SCENES:
             self.cues_refused += 1
-            self.get_logger().warn(f"/festival/state: unknown lighting_scene {cue!r} ignored (known: {SCENES})")
+            self.get_logger().warning(f"/festival/state: unknown lighting_scene {cue!r} ignored (known: {SCENES})")
             cue = ""
         self.festival_scene = cue
         self._apply_scene()
@@ -317,9 +317,14 @@ class SleepTreeController(Node):
             )
         ]
         for level, name, message, values in self.backend.diagnostics():
-            if level >= DiagnosticLevel.ERROR and (name, message) not in self.reported_errors:
-                # a failure the operator must act on (a controller unreachable) is logged, not only published
-                self.get_logger().error(f"{name}: {message}")
+            if level >= DiagnosticLevel.WARN and (name, message) not in self.reported_errors:
+                # a failure the operator must act on (a controller unreachable) is logged, not only published;
+                # a destination where nothing listens (no receiver on loopback) is worth a warning, once
+                # (one call site per severity: rclpy refuses a call site whose severity changes)
+                if level >= DiagnosticLevel.ERROR:
+                    self.get_logger().error(f"{name}: {message}")
+                else:
+                    self.get_logger().warning(f"{name}: {message}")
                 self.reported_errors.add((name, message))
             statuses.append(diagnostic_status(min(level, DiagnosticLevel.ERROR), name, message, "", values))
         return statuses

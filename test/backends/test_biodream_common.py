@@ -35,7 +35,9 @@ def test_factory_table_names_each_backend_class():
 def test_factory_refuses_unknown_names_and_parameters():
     with pytest.raises(ValueError, match=r"unknown Bio-Dream backend 'serial'; choose one of sim, brainflow, edf"):
         make_biodream_backend("serial")
-    with pytest.raises(ValueError, match=r"^colour, speed: not a parameter of the sim backend \(its parameters: "):
+    with pytest.raises(
+        ValueError, match=r"^colour, speed: not a parameter of the sim Bio-Dream backend \(its parameters: "
+    ):
         make_biodream_backend("sim", speed=2.0, colour="red")
 
 

@@ -73,7 +73,7 @@ def dominant_frequency(series, rate):
 
 
 def test_trees_breathe_with_the_city_take_the_stage_colour_and_the_festival_cue(processes, ros_node):
-    processes.start_node(
+    controller = processes.start_node(
         "sleeptree_controller",
         *("-p", "plazas:=2", "-p", "trees_per_plaza:=1", "-p", "pixels_per_tree:=20", "-p", "publish_rate_hz:=40.0"),
         *("-p", "crossfade_s:=0.5", "-p", "colour_fade_s:=0.5"),
@@ -129,6 +129,22 @@ def test_trees_breathe_with_the_city_take_the_stage_colour_and_the_festival_cue(
     ros_node.spin_for(1.5)
     assert max(max(f.rgb) for f in feed.frames[trees[0]][-10:]) <= round(0.1 * 255)
     assert feed.frames[trees[0]][-1].brightness == pytest.approx(0.1)
+
+    # bad input is refused, counted and warned about, and the controller keeps going (two warnings from two places,
+    # one throttled: rclpy's warn() alias once made that an exception that ended the node)
+    bad = sync_state(ros_node, 1.0)
+    bad.order_parameter = float("nan")
+    feed.publisher.publish(bad)
+    festival.publish(FestivalState(status=FestivalStatus.RUNNING, lighting_scene="disco"))
+    ros_node.spin_until(
+        lambda: (
+            int(feed.controller_values().get("states_refused", 0)) >= 1
+            and int(feed.controller_values().get("cues_refused", 0)) >= 1
+        ),
+        10,
+        "the refusals counted",
+    )
+    assert controller.running(), controller.output()
 
 
 def test_chaos_through_the_node_shows_two_beat_frequencies(processes, ros_node):

@@ -8,12 +8,11 @@ clock-jump rule every backend shares), ``params`` (the parameter checks every ba
 
 from __future__ import annotations
 
-import importlib
-import inspect
-
+from .. import backend_class as _backend_class
+from .. import make_backend
 from .base import BioDreamBackend, Diagnostic, EegChunk, GroundTruth
 
-#: backend name -> (module, class). Imported on demand: a backend's libraries load only when it is chosen.
+#: backend name -> (module, class), imported on demand (lumina_nodes.backends.make_backend).
 BACKENDS = {
     "sim": ("lumina_nodes.backends.biodream.sim", "SimBioDreamBackend"),
     "brainflow": ("lumina_nodes.backends.biodream.brainflow", "BrainFlowBioDreamBackend"),
@@ -23,11 +22,7 @@ BACKENDS = {
 
 def backend_class(name: str) -> type[BioDreamBackend]:
     """The class of the backend called ``name`` (one of :data:`BACKENDS`); ValueError for an unknown name."""
-    key = str(name).strip().lower()
-    if key not in BACKENDS:
-        raise ValueError(f"unknown Bio-Dream backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    module, cls = BACKENDS[key]
-    return getattr(importlib.import_module(module), cls)
+    return _backend_class(BACKENDS, "Bio-Dream", name)
 
 
 def make_biodream_backend(name: str, **params) -> BioDreamBackend:
@@ -35,14 +30,7 @@ def make_biodream_backend(name: str, **params) -> BioDreamBackend:
 
     ValueError for an unknown name, an unknown parameter, or an invalid value (each names the parameter).
     """
-    cls = backend_class(name)
-    known = inspect.signature(cls).parameters
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise ValueError(
-            f"{', '.join(unknown)}: not a parameter of the {cls.name} backend (its parameters: {', '.join(known)})"
-        )
-    return cls(**params)
+    return make_backend(BACKENDS, "Bio-Dream", name, **params)
 
 
 __all__ = [

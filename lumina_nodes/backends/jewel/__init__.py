@@ -7,13 +7,12 @@ validation every backend shares), ``drills`` (the optional drill capability), on
 
 from __future__ import annotations
 
-import importlib
-
+from .. import make_backend
 from .base import Diagnostic, JewelBackend, JewelSnapshot
 from .commands import REJECT_REASONS, CommandResult, validate_command
 from .drills import Drill, DrillTarget
 
-#: backend name -> (module, class). Imported on demand: a backend's libraries load only when it is chosen.
+#: backend name -> (module, class), imported on demand (lumina_nodes.backends.make_backend).
 BACKENDS = {
     "sim": ("lumina_nodes.backends.jewel.sim", "SimJewelBackend"),
     "serial": ("lumina_nodes.backends.jewel.serial", "SerialJewelBackend"),
@@ -25,11 +24,7 @@ def make_jewel_backend(name: str, **params) -> JewelBackend:
 
     ValueError for an unknown name or invalid parameters (the backend's constructor checks its own).
     """
-    key = str(name).strip().lower()
-    if key not in BACKENDS:
-        raise ValueError(f"unknown jewel backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    module, cls = BACKENDS[key]
-    return getattr(importlib.import_module(module), cls)(**params)
+    return make_backend(BACKENDS, "jewel", name, **params)
 
 
 __all__ = [

@@ -2,30 +2,22 @@
 
 Modules: ``base`` (the interface, :class:`LightingBackend`, and its data types :class:`Universe` and
 :class:`SendResult`), ``fixtures`` (the fixture map of the trees and its DMX layout), one module per backend
-(``sim``: no network; ``sacn``: E1.31 over UDP).
+(``sim``: no network; ``sacn``: E1.31 over UDP). The node builds the map with
+``fixtures.load_fixtures`` or ``fixtures.generated_fixtures``, the backend with
+``make_lighting_backend(name, fixture_map.universes, **params)``, and per frame sends
+``backend.send(fixture_map.layout.pack(rgb))``.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
+from .. import make_backend
+from .base import Diagnostic, LightingBackend, SendResult, Universe
 
-from .base import LightingBackend, SendResult, Universe
-
-#: backend name -> (module, class). Imported on demand: a backend's libraries load only when it is chosen.
+#: backend name -> (module, class), imported on demand (lumina_nodes.backends.make_backend).
 BACKENDS = {
     "sim": ("lumina_nodes.backends.sleeptree.sim", "SimLighting"),
     "sacn": ("lumina_nodes.backends.sleeptree.sacn", "SacnLighting"),
 }
-
-
-def backend_class(name: str) -> type[LightingBackend]:
-    """The class of the backend called ``name`` (one of :data:`BACKENDS`); ValueError for an unknown name."""
-    key = str(name).strip().lower()
-    if key not in BACKENDS:
-        raise ValueError(f"unknown lighting backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    module, cls = BACKENDS[key]
-    return getattr(importlib.import_module(module), cls)
 
 
 def make_lighting_backend(name: str, universes, **params) -> LightingBackend:
@@ -33,15 +25,7 @@ def make_lighting_backend(name: str, universes, **params) -> LightingBackend:
 
     ValueError for an unknown name, an unknown parameter, or an invalid value (each names the parameter).
     """
-    cls = backend_class(name)
-    known = set(inspect.signature(cls).parameters) - {"universes"}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ValueError(
-            f"{', '.join(unknown)}: not a parameter of the {cls.name} backend (its parameters: "
-            f"{', '.join(sorted(known)) or 'none'})"
-        )
-    return cls(universes, **params)
+    return make_backend(BACKENDS, "lighting", name, universes, **params)
 
 
-__all__ = ["BACKENDS", "LightingBackend", "SendResult", "Universe", "backend_class", "make_lighting_backend"]
+__all__ = ["BACKENDS", "Diagnostic", "LightingBackend", "SendResult", "Universe", "make_lighting_backend"]

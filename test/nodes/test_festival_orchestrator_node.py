@@ -203,3 +203,48 @@ def test_a_driver_that_dies_mid_program_is_reported_and_the_program_goes_on(proc
     kinds = [e.kind for e in goal.events()]
     assert kinds.index("plaza_silent") < kinds.index("plaza_back")
     assert status == 4 and result.success and result.phases_completed == 1
+
+
+def test_a_refused_call_is_retried_and_one_that_never_answers_is_reported(processes, ros_node, tmp_path):
+    """The test plays the city: a /sync/state with one plaza, whose drill service refuses once and then accepts;
+    there is no synchronizer, so its set_parameters call times out, is retried and finally reported (ERROR)."""
+    from lumina_nodes.msg import PlazaSync, SyncState
+    from lumina_nodes.nodes.common import STATE_QOS
+    from lumina_nodes.srv import InjectDisruption
+
+    program = tmp_path / "calls.yaml"
+    program.write_text(
+        "program: calls\nphases:\n  - name: a\n    coupling_by_stage: [1, 1, 1, 1, 1]\n"
+        "    drill: {kind: clear}\n    duration: 3\n"
+    )
+    orchestrator = processes.start_node("festival_orchestrator", "-p", "call_timeout_s:=0.3", "-p", "call_attempts:=3")
+    state = ros_node.node.create_publisher(SyncState, "/sync/state", STATE_QOS)
+
+    def publish():
+        msg = SyncState(order_parameter=1.0, plazas=[PlazaSync(driver_id="plaza_1", jewels_active=10)])
+        msg.header.stamp = ros_node.node.get_clock().now().to_msg()
+        state.publish(msg)
+
+    ros_node.node.create_timer(0.05, publish)
+    requests = []
+
+    def drill(request, response):
+        requests.append(request.kind)
+        response.accepted = len(requests) > 1
+        response.message = "ok" if response.accepted else "busy, try again"
+        return response
+
+    ros_node.node.create_service(InjectDisruption, "/plaza_1/inject_disruption", drill)
+    ros_node.wait_for_subscribers("/sync/state")
+    ros_node.spin_for(0.5)
+    goal = Goal(ros_node, program)
+    status, result = goal.result(20)
+    texts = [(e.kind, e.text) for e in goal.events()]
+    assert requests == [InjectDisruption.Request.KIND_CLEAR] * 2
+    assert ("call_retried", "plaza_1 drill clear: refused: busy, try again; attempt 2") in texts
+    failed = [text for kind, text in texts if kind == "call_failed"]
+    assert failed == [
+        "synchronizer coupling_by_stage = [1.0, 1.0, 1.0, 1.0, 1.0]: service not available; gave up after 3 attempts"
+    ]
+    assert "[ERROR]" in orchestrator.output() and "gave up after 3 attempts" in orchestrator.output()
+    assert status == 4  # the program itself ran to its end

@@ -277,4 +277,4 @@ class BioDreamSensor(Node):
 
 
 def main(args=None):
-    return run_node(BioDreamSensor, args)
+    return run_node(BioDreamSensor, args, PARAMS + STAGING_PARAMS)

@@ -187,8 +187,34 @@ SHUTDOWN_TIMEOUT_S = 3.0
 STOP_DEADLINE_S = 4.5
 
 
-def run_node(node_class, args=None):
+def node_help(node_class, params=()) -> str:
+    """The --help text of a node executable: usage, the node module's docstring, and every parameter with its
+    default, meaning, valid values and whether it is read-only."""
+    module = sys.modules[node_class.__module__]
+    executable = os.path.basename(sys.argv[0]) or node_class.__name__
+    lines = [
+        f"usage: {executable} [--ros-args [-p name:=value ...] [--params-file FILE] [-r __ns:=/ns] ...]",
+        "",
+        (module.__doc__ or "").strip(),
+    ]
+    if params:
+        lines += ["", "parameters (ros2 param describe gives the same; set with -p name:=value):"]
+        for param in params:
+            valid = ""
+            if param.choices:
+                valid = f" one of: {', '.join(map(str, param.choices))}."
+            elif param.low is not None:
+                valid = f" range [{param.low}, {param.high}]."
+            flags = " read-only." if param.read_only else ""
+            lines.append(f"  {param.name} (default {param.default!r}):{valid}{flags}")
+            lines.append(f"      {param.description}")
+    return "\n".join(lines)
+
+
+def run_node(node_class, args=None, params=()):
     """Standard main of a node process: init, spin, clean exit on Ctrl-C or SIGTERM (exit code 0).
+
+    ``-h``/``--help`` before ``--ros-args`` prints :func:`node_help` (``params``: the node's Param table) instead.
 
     The node's own SIGINT/SIGTERM handlers only ask the spin loop to stop. rclpy's default handlers chain to
     Python's KeyboardInterrupt, which can land inside a pybind11 call and surface as a RuntimeError from
@@ -197,6 +223,11 @@ def run_node(node_class, args=None):
     Teardown runs under a watchdog: Fast DDS 3.2 can deadlock while it destroys a participant
     (eProsima/Fast-DDS#6502); after SHUTDOWN_TIMEOUT_S the process logs it and exits without waiting.
     """
+    argv = sys.argv[1:] if args is None else list(args)[1:]
+    own = argv[: argv.index("--ros-args")] if "--ros-args" in argv else argv
+    if "-h" in own or "--help" in own:
+        print(node_help(node_class, params))
+        return 0
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

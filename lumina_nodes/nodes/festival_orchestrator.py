@@ -481,4 +481,4 @@ class FestivalOrchestrator(Node):
 
 
 def main(args=None):
-    return run_node(FestivalOrchestrator, args)
+    return run_node(FestivalOrchestrator, args, PARAMS)

@@ -226,4 +226,4 @@ class JewelDriver(Node):
 
 
 def main(args=None):
-    return run_node(JewelDriver, args)
+    return run_node(JewelDriver, args, PARAMS)

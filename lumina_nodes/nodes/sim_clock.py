@@ -45,4 +45,4 @@ class SimClock(Node):
 
 
 def main(args=None):
-    return run_node(SimClock, args)
+    return run_node(SimClock, args, PARAMS)

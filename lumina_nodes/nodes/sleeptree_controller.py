@@ -334,4 +334,4 @@ class SleepTreeController(Node):
 
 
 def main(args=None):
-    return run_node(SleepTreeController, args)
+    return run_node(SleepTreeController, args, PARAMS + LIGHTING_PARAMS)

@@ -452,4 +452,4 @@ class Synchronizer(Node):
 
 
 def main(args=None):
-    return run_node(Synchronizer, args)
+    return run_node(Synchronizer, args, NODE_PARAMS + params_from_settings(SyncConfig))

@@ -38,6 +38,7 @@ import os
 
 import yaml
 
+from ..backends.jewel.drills import FIELD_RANGES
 from ..yaml_lines import line_of, load_with_lines
 
 SCENES = ("harmony", "chaos", "recovery", "aftermath")
@@ -60,16 +61,7 @@ PHASE_KEYS = (
     "fallback",
     "sessions",
 )
-# drill field -> (low, high, integer); ranges as srv/InjectDisruption.srv and the driver's checks
-DRILL_FIELDS = {
-    "fraction": (0.0, 1.0, False),
-    "groups": (2, 10, True),
-    "separation": (0.001, 2.0, False),
-    "report_loss": (0.0, 1.0, False),
-    "report_corruption": (0.0, 1.0, False),
-    "duration": (0.0, MAX_SECONDS, False),
-    "seed": (0, 2**32 - 1, True),
-}
+DRILL_FIELDS = FIELD_RANGES  # the drivers' own ranges of srv/InjectDisruption.srv
 
 
 class ProgramError(ValueError):

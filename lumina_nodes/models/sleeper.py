@@ -35,6 +35,8 @@ import numpy as np
 from ..constants import SleepStage
 from ..phase import TWO_PI, wrap_phase
 
+MIN_BAND_HZ = 0.1  # lowest natural frequency a drill may move a band to
+
 W, N1, N2, N3, REM = SleepStage.W, SleepStage.N1, SleepStage.N2, SleepStage.N3, SleepStage.REM
 
 
@@ -195,9 +197,16 @@ class SleeperModel:
             raise ValueError("separation must be finite and > 0")
         if not (math.isfinite(duration) and duration >= 0):
             raise ValueError("duration must be finite and >= 0")
+        centres = self.group_centres(groups, separation)
+        # every band, 4 spreads down, stays a positive rhythm (the contract: frequency > 0)
+        lowest = float(centres.min() - 4.0 * self.p.band_spread * separation)
+        if lowest < MIN_BAND_HZ:
+            raise ValueError(
+                f"{groups} groups {separation:g} Hz apart around {float(np.mean(self.natural)):.3f} Hz would put the "
+                f"lowest band at {lowest:.3f} Hz (at least {MIN_BAND_HZ:g} Hz): fewer groups or less separation"
+            )
         idx = self._choose(fraction, seed)
         rng = np.random.default_rng([seed, 1])
-        centres = self.group_centres(groups, separation)
         grp = rng.permutation(len(idx)) % groups
         want = centres[grp] + rng.normal(0.0, self.p.band_spread * separation, len(idx))
         base_target = self._target() - self.drill_delta

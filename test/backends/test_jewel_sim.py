@@ -106,8 +106,8 @@ def test_sim_backend_drills():
     ok, msg, _ = b.inject(Drill.parse("clear"), now=4.0)
     assert ok and np.all(b.model.drill_group == -1)
     # a drill the model cannot play is refused, counted, and changes nothing
-    ok, msg, n = b.inject(Drill.parse(0, fraction=0.5, groups=1), now=4.0)
-    assert not ok and n == 0 and "rejected" in msg and np.all(b.model.drill_group == -1)
+    ok, msg, n = b.inject(Drill.parse(0, fraction=0.5, groups=10, separation=1.0), now=4.0)  # bands below 0.1 Hz
+    assert not ok and n == 0 and "rejected" in msg and "lowest band" in msg and np.all(b.model.drill_group == -1)
     assert b.diagnostics()[2][3]["inject_rejected"] == "1"
     names = [d[1] for d in b.diagnostics()]
     assert names == ["jewel sim: link", "jewel sim: commands", "jewel sim: drills"]
@@ -131,11 +131,15 @@ def test_sim_backend_accelerated_night_and_low_battery():
     [
         (9, {}, "unknown disruption kind 9"),
         ("earthquake", {}, "unknown disruption kind 'earthquake'"),
-        (0, {"fraction": 2.0}, "fraction must be in [0, 1]"),
-        (1, {"fraction": float("nan")}, "fraction must be in [0, 1]"),
-        (2, {"report_loss": -0.1}, "report_loss must be in [0, 1]"),
-        (2, {"report_corruption": 1.5}, "report_corruption must be in [0, 1]"),
-        (0, {"duration": -1.0}, "duration must be finite and >= 0"),
+        (0, {"fraction": 2.0}, "fraction must be in [0.0, 1.0], got 2.0"),
+        (1, {"fraction": float("nan")}, "fraction must be in [0.0, 1.0], got nan"),
+        (2, {"report_loss": -0.1}, "report_loss must be in [0.0, 1.0]"),
+        (2, {"report_corruption": 1.5}, "report_corruption must be in [0.0, 1.0]"),
+        (0, {"duration": -1.0}, "duration must be in [0.0, 86400.0], got -1.0"),
+        (0, {"groups": 4294967295, "separation": 0.1}, "groups must be in [2, 10], got 4294967295"),
+        (0, {"groups": 2, "separation": 1e6}, "separation must be in [0.001, 2.0], got 1000000.0"),
+        (0, {"groups": 2.5, "separation": 0.1}, "groups must be a whole number in [2, 10]"),
+        (1, {"seed": -1}, "seed must be in [0, 4294967295]"),
     ],
 )
 def test_drill_requests_out_of_range_are_refused_with_the_reason(kind, fields, problem):

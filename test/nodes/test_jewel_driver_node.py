@@ -173,9 +173,23 @@ def test_disruption_drill_splits_frequencies_into_groups(driver, ros_node):
     assert high.mean() - low.mean() == pytest.approx(0.1, abs=0.03)
     assert gap > 0.03, "no gap between the two frequency groups"
 
-    bad = client.call_async(InjectDisruption.Request(kind=9))
-    ros_node.spin_until(bad.done, 10, "response to an invalid request")
-    assert not bad.result().accepted and "kind" in bad.result().message
+    # requests that cannot work are refused with the reason, and the driver keeps going (issue 15, item 1)
+    overlapping = InjectDisruption.Request.KIND_OVERLAPPING_FREQUENCIES
+    for request, reason in (
+        (InjectDisruption.Request(kind=9), "kind"),
+        (InjectDisruption.Request(kind=overlapping, fraction=1.0, groups=4294967295, separation=0.1), "groups"),
+        (InjectDisruption.Request(kind=overlapping, fraction=1.0, groups=2, separation=1e6), "separation"),
+        (InjectDisruption.Request(kind=overlapping, fraction=1.0, groups=10, separation=1.0), "lowest band"),
+        (InjectDisruption.Request(kind=overlapping, fraction=float("nan"), groups=2, separation=0.1), "fraction"),
+        (InjectDisruption.Request(kind=InjectDisruption.Request.KIND_CLEAR, duration=-1.0), "duration"),
+        (InjectDisruption.Request(kind=InjectDisruption.Request.KIND_LINK_DEGRADATION, report_loss=2.0), "report_loss"),
+    ):
+        bad = client.call_async(request)
+        ros_node.spin_until(bad.done, 10, f"response to an invalid request ({reason})")
+        assert not bad.result().accepted and reason in bad.result().message, bad.result().message
+    states.clear()
+    ros_node.spin_until(lambda: len(states) >= 2, 5, "state after the refused requests")
+    assert (from_field(states[-1].frequency, np.float64) > 0).all()
 
 
 def test_serial_driver_node_talks_to_the_emulator_on_a_pty(processes, ros_node, tmp_path):

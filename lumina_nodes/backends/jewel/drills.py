@@ -23,6 +23,19 @@ KIND_NAMES = {
 }
 
 
+#: Valid values of the request fields (low, high, whole numbers only), as srv/InjectDisruption.srv documents them:
+#: every field of a request is checked, whatever its kind uses (a festival program's drills use this table too).
+FIELD_RANGES = {
+    "fraction": (0.0, 1.0, False),
+    "groups": (2, 10, True),
+    "separation": (0.001, 2.0, False),  # Hz
+    "report_loss": (0.0, 1.0, False),
+    "report_corruption": (0.0, 1.0, False),
+    "duration": (0.0, 86400.0, False),  # s; 0 = until CLEAR
+    "seed": (0, 2**32 - 1, True),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Drill:
     """A validated disruption drill; the fields are those of ``srv/InjectDisruption.srv`` (units there)."""
@@ -40,19 +53,26 @@ class Drill:
     def parse(cls, kind, **fields) -> Drill:
         """A Drill from a kind (number or name) and request fields; ValueError names what is wrong.
 
-        Only the fields the kind uses are range-checked: fraction for the frequency and phase drills,
-        report_loss and report_corruption for link degradation; duration always.
+        Every field is checked against :data:`FIELD_RANGES` (a request's unused fields too: a service field without
+        a range is an input nobody checked). A field left at the service default 0 where 0 is out of range (groups,
+        separation of a request that is not OVERLAPPING_FREQUENCIES) takes the dataclass default.
         """
-        drill = cls(_kind(kind), **fields)
-        duration = float(drill.duration)
-        if not (math.isfinite(duration) and duration >= 0):
-            raise ValueError(f"duration must be finite and >= 0, got {duration}")
-        if drill.kind in (DisruptionKind.OVERLAPPING_FREQUENCIES, DisruptionKind.PHASE_SCRAMBLE):
-            _probability(drill.fraction, "fraction")
-        if drill.kind == DisruptionKind.LINK_DEGRADATION:
-            _probability(drill.report_loss, "report_loss")
-            _probability(drill.report_corruption, "report_corruption")
-        return drill
+        number = _kind(kind)
+        values = {}
+        for name, value in fields.items():
+            if name not in FIELD_RANGES:
+                raise ValueError(f"unknown drill field {name!r}")
+            low, high, whole = FIELD_RANGES[name]
+            if number != DisruptionKind.OVERLAPPING_FREQUENCIES and name in ("groups", "separation") and value == 0:
+                continue  # the message's default for a field this kind does not use
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (whole and int(value) != value):
+                raise ValueError(
+                    f"{name} must be a {'whole ' if whole else ''}number in [{low}, {high}], got {value!r}"
+                )
+            if not (math.isfinite(value) and low <= value <= high):
+                raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+            values[name] = int(value) if whole else float(value)
+        return cls(number, **values)
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -76,10 +96,3 @@ def _kind(kind) -> int:
     if number not in DisruptionKind.members().values():
         raise ValueError(f"unknown disruption kind {kind!r}")
     return number
-
-
-def _probability(x, name) -> float:
-    x = float(x)
-    if not (math.isfinite(x) and 0.0 <= x <= 1.0):
-        raise ValueError(f"{name} must be in [0, 1], got {x}")
-    return x

@@ -20,6 +20,7 @@ time; compute time is wall time.
 """
 
 import dataclasses
+import math
 import re
 import time
 
@@ -98,6 +99,7 @@ NODE_PARAMS = (
     ),
 )
 MAX_RELEASED = 64
+MIN_RHYTHM_HZ = 0.1  # slowest collective rhythm a set_rhythm request may ask for
 
 
 class Driver:
@@ -353,6 +355,11 @@ class Synchronizer(Node):
         self.kernel.set_coupling_scale(self.jewel_scale[:total])
 
     def _on_set_rhythm(self, request, response):
+        problem = self._rhythm_problem(request)
+        if problem:
+            response.accepted, response.message = False, problem
+            self.get_logger().warning(f"set_rhythm refused: {problem}")
+            return response
         try:
             self.kernel.set_reference(request.frequency or None, request.slew_rate)
         except ValueError as error:
@@ -365,6 +372,22 @@ class Synchronizer(Node):
                 else f"steering to {request.frequency:g} Hz at {request.slew_rate:g} Hz/s"
             )
         return response
+
+    def _rhythm_problem(self, request):
+        """Why a SetRhythm request cannot be taken, or "": the target is 0 (follow the population) or a rhythm
+        jewels can pulse at, and the reference moves no faster than a jewel's own correction may (no jump)."""
+        frequency, slew = request.frequency, request.slew_rate
+        top = self.config.max_frequency_hz
+        if not (math.isfinite(frequency) and (frequency == 0.0 or MIN_RHYTHM_HZ <= frequency <= top)):
+            return (
+                f"frequency must be 0 (follow the population) or in [{MIN_RHYTHM_HZ:g}, {top:g}] Hz, got {frequency!r}"
+            )
+        if not (math.isfinite(slew) and 0.0 < slew <= self.config.max_slew_hz_per_s):
+            return (
+                f"slew_rate must be in (0, {self.config.max_slew_hz_per_s:g}] Hz/s (max_slew_hz_per_s: no faster "
+                f"than a jewel may change), got {slew!r}"
+            )
+        return ""
 
     # ------------------------------------------------------------------------------------------ parameters
     @staticmethod

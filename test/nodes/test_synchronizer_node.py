@@ -354,3 +354,23 @@ def test_a_released_plaza_runs_free_and_rejoins(processes, ros_node):
         15,
         "plaza_2 re-locked",
     )
+
+
+def test_set_rhythm_requests_are_range_checked(processes, ros_node):
+    """A reference may not jump (slew above the jewels' own limit) nor go where jewels cannot pulse (issue 15,
+    item 4); a valid request is taken."""
+    from lumina_nodes.srv import SetRhythm
+
+    processes.start_node("synchronizer", "-p", "drivers:=[/none]")
+    for frequency, slew, reason in (
+        (1.0, 1e300, "slew_rate must be in (0, 0.5] Hz/s"),
+        (1.0, 0.0, "slew_rate must be in (0, 0.5]"),
+        (1.0, float("nan"), "slew_rate"),
+        (-1.0, 0.01, "frequency must be 0 (follow the population) or in [0.1, "),
+        (1e6, 0.01, "frequency must be 0"),
+        (float("inf"), 0.01, "frequency must be 0"),
+    ):
+        response = call(ros_node, SetRhythm, "/sync/set_rhythm", SetRhythm.Request(frequency=frequency, slew_rate=slew))
+        assert not response.accepted and reason in response.message, response.message
+    response = call(ros_node, SetRhythm, "/sync/set_rhythm", SetRhythm.Request(frequency=1.1, slew_rate=0.01))
+    assert response.accepted and "steering to 1.1 Hz" in response.message

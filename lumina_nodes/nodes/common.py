@@ -268,6 +268,10 @@ def run_node(node_class, args=None, params=()):
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
+        # The process is ending: a further stop signal (ros2 launch's process group gets one Ctrl-C twice) must not
+        # kill it once the interpreter has restored the default handlers on its way out.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
     return code
 
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from harness import REPO
 
 HANGING_NODE = """
@@ -88,3 +90,16 @@ def test_a_node_whose_main_thread_is_blocked_still_exits_after_a_stop_signal(ros
     assert process.returncode == 0, output + rest
     assert STOP_DEADLINE_S - 0.5 <= time.monotonic() - stopped <= STOP_DEADLINE_S + 2.0
     assert "[ERROR]" in rest and "still running 4.5 s after the stop signal" in rest, rest
+
+
+@pytest.mark.parametrize("executable", ["jewel_driver", "sleeptree_controller"])
+def test_two_stop_signals_in_a_row_are_one_clean_exit(executable, processes):
+    """Under ros2 launch the nodes share the launcher's process group, so one Ctrl-C reaches them twice (issue 15,
+    item 17): two SIGINTs 10 ms apart, once the node runs, still end it with exit code 0 and no traceback."""
+    node = processes.start_node(executable)
+    node.wait_for_output(r" up: ", 30)
+    node.popen.send_signal(signal.SIGINT)
+    time.sleep(0.01)
+    node.popen.send_signal(signal.SIGINT)
+    assert node.popen.wait(timeout=10) == 0, node.output()
+    assert "Traceback" not in node.output()

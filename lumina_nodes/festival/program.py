@@ -38,14 +38,14 @@ import os
 
 import yaml
 
-from ..backends.jewel.drills import FIELD_RANGES
+from ..backends.jewel.drills import FIELD_RANGES, Drill
 from ..yaml_lines import line_of, load_with_lines
 
 SCENES = ("harmony", "chaos", "recovery", "aftermath")
 METRICS = ("order_parameter", "lock_fraction", "clusters", "unresolved_clusters", "lowest_plaza_order")
 COMPARISONS = ("at_least", "at_most")
 FALLBACKS = ("next", "abort")
-DRILL_KINDS = ("overlapping_frequencies", "phase_scramble", "link_degradation", "clear")
+DRILL_KINDS = ("overlapping_frequencies", "phase_scramble", "link_degradation", "clear")  # names of KIND_NAMES
 MAX_SECONDS = 86400.0
 PROGRAM_KEYS = ("program", "description", "harmony_order_parameter", "phases")
 PHASE_KEYS = (
@@ -90,20 +90,6 @@ class Sessions:
     order_parameter: float
     hold_s: float
     timeout_each_s: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Drill:
-    """A drill injected through every plaza's ``inject_disruption`` at the phase start (fields as the service)."""
-
-    kind: str
-    fraction: float = 1.0
-    groups: int = 2
-    separation: float = 0.1
-    report_loss: float = 0.0
-    report_corruption: float = 0.0
-    duration: float = 0.0
-    seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,4 +311,4 @@ def _drill(value, path, fail) -> Drill | None:
         number = _number(given, low, high, (*path, key), fail, integer=integer)
         if number is not None:
             fields[key] = number
-    return Drill(value["kind"], **fields)
+    return Drill.parse(value["kind"], **fields)  # the drivers' own Drill: checked as the service checks it

@@ -17,11 +17,12 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from ..constants import EventLevel
-from .program import Drill, Program
+from ..backends.jewel.drills import Drill
+from ..constants import DisruptionKind, EventLevel
+from .program import Program
 
 NOMINAL_COUPLING = (1.0, 1.0, 0.8, 0.6, 0.9)  # config/synchronizer.yaml's coupling_by_stage
-DISRUPTING_DRILLS = ("overlapping_frequencies",)  # the disruption the result times (a scramble is a start)
+DISRUPTING_DRILLS = (DisruptionKind.OVERLAPPING_FREQUENCIES,)  # what the result times (a scramble is a start)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,7 +189,7 @@ class Sequencer:
     def safe_state(self) -> list:
         self.released = ()
         return [
-            InjectDrill(Drill("clear")),
+            InjectDrill(Drill.parse("clear")),
             SetCoupling(self.nominal_coupling),
             SetReleased(()),
             SetLighting("harmony"),

@@ -31,7 +31,7 @@ from rclpy.node import Node
 from rclpy.task import Future
 
 from lumina_nodes.action import RunProgram
-from lumina_nodes.constants import DiagnosticLevel, EventLevel, FestivalStatus
+from lumina_nodes.constants import DiagnosticLevel, DisruptionKind, EventLevel, FestivalStatus
 from lumina_nodes.festival.program import ProgramError, load_program, resolve_program
 from lumina_nodes.festival.sequencer import (
     Event,
@@ -71,12 +71,6 @@ PARAMS = (
     Param("call_attempts", 4, "Attempts of a service call before it is reported failed.", 1, 20, read_only=True),
     Param("view_period_s", 1.0, "Period of the live view on stdout, s (0: none).", 0.0, 60.0, read_only=True),
 )
-DRILL_KINDS = {
-    "overlapping_frequencies": InjectDisruption.Request.KIND_OVERLAPPING_FREQUENCIES,
-    "phase_scramble": InjectDisruption.Request.KIND_PHASE_SCRAMBLE,
-    "link_degradation": InjectDisruption.Request.KIND_LINK_DEGRADATION,
-    "clear": InjectDisruption.Request.KIND_CLEAR,
-}
 PLAZA_SILENT_S = 1.5  # a plaza whose driver has not reported for this long is reported silent
 BAR = " ▏▎▍▌▋▊▉█"
 
@@ -92,6 +86,13 @@ def bar(value, width=8):
 def duration_msg(seconds_value):
     seconds_value = max(0.0, seconds_value)
     return Duration(sec=int(seconds_value), nanosec=int((seconds_value % 1) * 1e9))
+
+
+def _parameter_refusal(response):
+    """Why a SetParameters call was refused, or None when it was taken."""
+    if not response.results:
+        return "no result in the answer"
+    return None if response.results[0].successful else response.results[0].reason or "refused"
 
 
 class Call:
@@ -324,15 +325,13 @@ class FestivalOrchestrator(Node):
                 self.sync_params,
                 SetParameters.Request(parameters=[parameter]),
                 f"synchronizer {name} = {value}",
-                lambda response: (
-                    None if response.results and response.results[0].successful else response.results[0].reason
-                ),
+                _parameter_refusal,
             )
         )
 
     def _inject(self, drill):
         request = InjectDisruption.Request(
-            kind=DRILL_KINDS[drill.kind],
+            kind=int(drill.kind),
             fraction=float(drill.fraction),
             groups=int(drill.groups),
             separation=float(drill.separation),
@@ -346,7 +345,12 @@ class FestivalOrchestrator(Node):
                 self.drill_clients[plaza] = self.create_client(InjectDisruption, f"/{plaza}/inject_disruption")
             client = self.drill_clients[plaza]
             self.calls.append(
-                Call(client, request, f"{plaza} drill {drill.kind}", lambda r: None if r.accepted else r.message)
+                Call(
+                    client,
+                    request,
+                    f"{plaza} drill {DisruptionKind.name(drill.kind).lower()}",
+                    lambda r: None if r.accepted else r.message,
+                )
             )
 
     def _service_calls(self, now):

@@ -3,6 +3,7 @@
 import pytest
 
 from harness import REPO
+from lumina_nodes.constants import DisruptionKind
 from lumina_nodes.festival.program import ProgramError, load_program, parse_program, resolve_program
 
 PROGRAMS = REPO / "config" / "programs"
@@ -22,7 +23,7 @@ def test_the_default_program_tells_the_night_act_by_act():
     ]
     chaos = program.phases[3]
     assert chaos.until[0].metric == "clusters" and chaos.lighting == "chaos"  # detected, not scripted
-    assert program.phases[2].drill.kind == "overlapping_frequencies"
+    assert program.phases[2].drill.kind == DisruptionKind.OVERLAPPING_FREQUENCIES
     assert program.phases[5].sessions is not None
     assert resolve_program("sleep_art_festival", str(PROGRAMS)).endswith("sleep_art_festival.yaml")
 

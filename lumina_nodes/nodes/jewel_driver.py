@@ -141,8 +141,15 @@ class JewelDriver(Node):
 
     def _on_command(self, msg):
         problem = None
-        if msg.driver_id and msg.driver_id != self.driver_id:
-            problem = f"batch addressed to driver '{msg.driver_id}', this is '{self.driver_id}'"
+        if msg.driver_id != self.driver_id:
+            # an empty driver_id is no address at all: refused like another driver's (issue 15, item 12)
+            problem = (
+                f"batch addressed to driver '{msg.driver_id}', this is '{self.driver_id}'"
+                if msg.driver_id
+                else f"batch names no driver (driver_id empty); this is '{self.driver_id}'"
+            )
+            reason = "wrong_driver" if msg.driver_id else "no_driver"
+            self.command_rejects[reason] = self.command_rejects.get(reason, 0) + len(msg.ids)
         else:
             # Arrays of different lengths are passed as they are: the backend rejects the whole batch and
             # counts it under length_mismatch.

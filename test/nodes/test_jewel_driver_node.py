@@ -123,11 +123,12 @@ def test_bad_commands_are_rejected_and_counted(driver, ros_node):
     command_pub.publish(command(bad_ids, offsets))
     command_pub.publish(command(ids[:5], np.zeros(4)))  # length mismatch: whole batch
     command_pub.publish(command(ids, np.zeros(10), driver_id="plaza_x"))  # addressed to another driver
+    command_pub.publish(command(ids, np.zeros(10), driver_id=""))  # addressed to no driver
     diagnostics.clear()
 
     def counted():
         values = latest_values(diagnostics, "jewel_driver: driver")
-        return values.get("command_batches_rejected") == "3"
+        return values.get("command_batches_rejected") == "4"
 
     ros_node.spin_until(counted, 5, "diagnostics counting the rejected batches")
     values = latest_values(diagnostics, "jewel_driver: driver")
@@ -137,6 +138,7 @@ def test_bad_commands_are_rejected_and_counted(driver, ros_node):
     assert values["command_rejected_duplicate_id"] == "2"
     assert values["command_rejected_length_mismatch"] == "5"
     assert values["command_elements_accepted"] == "5"
+    assert values["command_rejected_wrong_driver"] == "10" and values["command_rejected_no_driver"] == "10"
 
     # the valid elements of the mixed batch (ids[5:], 0.1 Hz) were applied, the rejected ones never used
     def offsets_now():

@@ -94,6 +94,9 @@ def follow_fake_driver(processes, ros_node, *sync_args):
     ros_node.node.create_subscription(JewelCommandBatch, "/fake/jewels/command", fake.commands.append, BATCH_QOS)
     fake.pub = ros_node.node.create_publisher(JewelStateBatch, "/fake/jewels/state", BATCH_QOS)
     ros_node.wait_for_subscribers("/fake/jewels/state")
+    # the graph can list the synchronizer's subscription before this writer has matched it: a batch published in
+    # between is not delivered (volatile), or arrives after its samples expired (seen once in CI)
+    ros_node.spin_until(lambda: fake.pub.get_subscription_count() >= 1, 10, "the state writer matched")
     return fake
 
 

@@ -1,6 +1,7 @@
 """The Bio-Dream sensor node in its own process: samples per participant per hop, a night faster than real time,
 the EDF+ and BrainFlow backends, and configurations that cannot work."""
 
+import signal
 import sys
 
 import numpy as np
@@ -179,21 +180,38 @@ def test_brainflow_synthetic_board_on_the_wall_clock(processes, ros_node):
     assert values["backend"] == "brainflow" and float(values["sample_rate_hz"]) == 250.0
 
 
+def stop_signals_taken(pid):
+    """The process holds SIGINT and SIGTERM (blocked or caught, /proc/<pid>/status): the first line of the generated
+    executable has run. Before that the interpreter itself is starting, and the kernel's default action applies."""
+    mask = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
+    taken = int(fields["SigBlk"], 16) | int(fields["SigCgt"], 16)
+    return taken & mask == mask
+
+
 def test_a_stop_signal_while_the_node_still_loads_is_a_clean_exit(processes):
     """A launch that ends at once (a short program on a small city) stops nodes that are still importing.
 
-    The delays land in different stages of loading (the interpreter, numpy, rclpy, scipy, the backend) and in
-    the running node; each must exit 0 without a traceback.
+    The delays, counted from the moment the executable holds the stop signals (its first line), land in different
+    stages of loading (numpy, rclpy, scipy, the backend) and in the running node; each must exit 0 without a
+    traceback.
     """
-    import signal
     import time
 
-    delays = (0.05, 0.15, 0.3, 0.5, 0.8, 1.2, 2.0, 3.0)
+    delays = (0.0, 0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 3.0)
     sensors = [processes.start_node("biodream_sensor", "-r", f"__node:=loading_{i}") for i in range(len(delays))]
-    started = time.monotonic()
-    for i, delay in enumerate(delays):
-        time.sleep(max(0.0, started + delay - time.monotonic()))
-        sensors[i].popen.send_signal(signal.SIGINT if i % 2 else signal.SIGTERM)
-    for delay, sensor in zip(delays, sensors, strict=True):
+    taken, signalled = [None] * len(delays), [False] * len(delays)
+    deadline = time.monotonic() + 20
+    while not all(signalled):
+        assert time.monotonic() < deadline, f"never took the stop signals: {taken}"
+        for i, (sensor, delay) in enumerate(zip(sensors, delays, strict=True)):
+            if taken[i] is None and stop_signals_taken(sensor.pid):
+                taken[i] = time.monotonic()
+            if taken[i] is not None and not signalled[i] and time.monotonic() >= taken[i] + delay:
+                sensor.popen.send_signal(signal.SIGINT if i % 2 else signal.SIGTERM)
+                signalled[i] = True
+        time.sleep(0.001)
+    sensors = [(sensor, None) for sensor in sensors]
+    for delay, (sensor, _) in zip(delays, sensors, strict=True):
         assert sensor.popen.wait(timeout=20) == 0, (delay, sensor.output())
         assert "Traceback" not in sensor.output() and "KeyboardInterrupt" not in sensor.output(), delay

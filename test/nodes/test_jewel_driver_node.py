@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import QoSProfile
 
 from harness import package_executable
 from lumina_nodes.constants import JewelStatus
@@ -32,7 +33,10 @@ def driver(processes, ros_node):
         "dropout_rate:=0.0",
     )
     states, diagnostics = [], []
-    ros_node.node.create_subscription(JewelStateBatch, f"{NS}/jewels/state", states.append, BATCH_QOS)
+    # a deep history here: the test checks what the driver publishes (every batch, in order), and a keep-last 5
+    # reader loses batches whenever this process stalls for 100 ms (BATCH_QOS's choice for real readers)
+    deep = QoSProfile(depth=500, reliability=BATCH_QOS.reliability, durability=BATCH_QOS.durability)
+    ros_node.node.create_subscription(JewelStateBatch, f"{NS}/jewels/state", states.append, deep)
     ros_node.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
     command_pub = ros_node.node.create_publisher(JewelCommandBatch, f"{NS}/jewels/command", BATCH_QOS)
     ros_node.wait_for_publishers(f"{NS}/jewels/state")

@@ -38,14 +38,14 @@ import os
 
 import yaml
 
-from ..backends.jewel.drills import FIELD_RANGES, Drill
+from ..backends.jewel.drills import FIELD_RANGES, KIND_NAMES, Drill
+from ..kernels.tree_lighting import SCENES
 from ..yaml_lines import line_of, load_with_lines
 
-SCENES = ("harmony", "chaos", "recovery", "aftermath")
 METRICS = ("order_parameter", "lock_fraction", "clusters", "unresolved_clusters", "lowest_plaza_order")
 COMPARISONS = ("at_least", "at_most")
 FALLBACKS = ("next", "abort")
-DRILL_KINDS = ("overlapping_frequencies", "phase_scramble", "link_degradation", "clear")  # names of KIND_NAMES
+DRILL_KINDS = tuple(KIND_NAMES)  # the drivers' own names of the kinds
 MAX_SECONDS = 86400.0
 PROGRAM_KEYS = ("program", "description", "harmony_order_parameter", "phases")
 PHASE_KEYS = (

@@ -210,3 +210,21 @@ def test_harmony_counts_only_once_every_plaza_is_back():
     run(seq, [observe(0.97)] * 30, start=1.6)
     assert seq.status == "finished" and seq.result.harmony_reached
     assert seq.result.harmony_at > 1.6 and seq.result.time_to_recover_s == pytest.approx(seq.result.harmony_at - 0.3)
+
+
+def test_harmony_reached_before_the_sessions_counts_again_only_after_them():
+    """The synchronizer heals the clusters during chaos (one rhythm); the sessions then release plazas: harmony
+    is the moment every plaza is back, not the earlier healing."""
+    program = parse_program(
+        NIGHT.replace(
+            "  - name: heal\n",
+            "  - name: sessions\n    sessions: {order_parameter: 0.9, for: 0.2, timeout_each: 5}\n  - name: heal\n",
+        )
+    )
+    seq = Sequencer(program, PLAZAS)
+    seq.start(0.0)
+    run(seq, [observe(0.99)] * 3 + [observe(0.95, clusters=2)] * 4)  # resolved clusters: whole at once
+    assert seq.phase.name == "sessions" and seq.result.healed_at is not None
+    run(seq, [observe(0.97)] * 30, start=0.7)
+    assert seq.status == "finished" and seq.result.harmony_reached
+    assert seq.result.harmony_at > seq.result.healed_at + 0.5  # after the last plaza came back

@@ -1,0 +1,231 @@
+"""Writing a rosbag2 bag directory with MCAP storage (:class:`BagWriter`).
+
+Files are ``<dir name>_<k>.mcap``. A new file starts when the current one would pass ``max_bag_size`` bytes
+with the chunk in progress (so a file overshoots by at most one message and its summary, not a cache as in
+rosbag2#2310) or spans ``max_bag_duration`` of receive time. Chunks are also closed every ``flush_interval``
+seconds of wall time, so a recorder killed with SIGKILL loses at most that much; ``metadata.yaml`` is rewritten
+at every split and at close.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from mcap.writer import CompressionType, IndexType, Writer
+
+from . import BagError
+from .definitions import message_definition
+from .metadata import bag_metadata, qos_yaml, write_metadata
+
+COMPRESSION = {"none": CompressionType.NONE, "zstd": CompressionType.ZSTD, "lz4": CompressionType.LZ4}
+PROFILE = "ros2"
+LIBRARY = "lumina_nodes bag writer (mcap-python)"
+#: rosbag2's default MCAP chunk size (libmcap default, 768 KiB).
+CHUNK_SIZE = 768 * 1024
+#: Bytes a message adds to a chunk beside its data (MCAP message record: opcode, length, fields).
+MESSAGE_OVERHEAD = 1 + 8 + 2 + 4 + 8 + 8
+
+
+class _Topic:
+    __slots__ = ("name", "type", "qos", "type_hash", "schema_id", "count", "channel_ids")
+
+    def __init__(self, name, type_name, qos, type_hash, schema):
+        self.name, self.type, self.qos, self.type_hash = name, type_name, list(qos), type_hash
+        self.schema_id = schema
+        self.count = 0
+        self.channel_ids: dict[int, int] = {}  # file index -> channel id in that file
+
+
+class BagWriter:
+    """A bag being written. ``add_topic`` once per topic, then ``write`` messages in arrival order, ``close``.
+
+    ``compression``: 'none' | 'zstd' | 'lz4' (MCAP chunk compression); ``max_bag_size`` bytes and
+    ``max_bag_duration`` seconds (0 = no limit) split the bag; ``custom_data`` goes to metadata.yaml and can be
+    updated until close (the recorder puts its drop counts there).
+    """
+
+    def __init__(
+        self,
+        path,
+        *,
+        compression: str = "none",
+        max_bag_size: int = 0,
+        max_bag_duration: float = 0.0,
+        chunk_size: int = CHUNK_SIZE,
+        flush_interval: float = 1.0,
+        custom_data: dict | None = None,
+    ):
+        if compression not in COMPRESSION:
+            raise ValueError(f"compression {compression!r}: choose one of {', '.join(COMPRESSION)}")
+        if max_bag_size < 0 or max_bag_duration < 0 or chunk_size < 1024 or flush_interval <= 0:
+            raise ValueError("max_bag_size and max_bag_duration must be >= 0, chunk_size >= 1024, flush_interval > 0")
+        self.path = Path(path)
+        if self.path.exists():
+            raise BagError(f"{self.path}: already exists; choose another output (-o) or remove it")
+        try:
+            self.path.mkdir(parents=True)
+        except OSError as error:
+            raise BagError(f"{self.path}: cannot create the bag directory: {error.strerror}") from error
+        self.compression = compression
+        self.max_bag_size = int(max_bag_size)
+        self.max_bag_duration_ns = int(max_bag_duration * 1e9)
+        self.chunk_size = int(chunk_size)
+        self.flush_interval = float(flush_interval)
+        self.custom_data = dict(custom_data or {})
+        self.topics: list[_Topic] = []
+        self.files: list[dict] = []
+        self.message_count = 0
+        self.bytes_written = 0  # of the closed files
+        self._schemas: dict[str, tuple[str, str]] = {}
+        self._stream = None
+        self._writer = None
+        self._pending = 0  # bytes in the chunk in progress
+        self._last_flush = time.monotonic()
+        self._open_file()
+
+    # -- topics and messages --------------------------------------------------------------------------------
+
+    def add_topic(self, name: str, type_name: str, qos: list[dict], type_hash: str = "") -> int:
+        """Register a topic; returns its id for :meth:`write`. BagError if the type's definition is missing."""
+        if type_name not in self._schemas:
+            self._schemas[type_name] = message_definition(type_name)
+        self.topics.append(_Topic(name, type_name, qos, type_hash, None))
+        return len(self.topics) - 1
+
+    def definition(self, type_name: str) -> tuple[str, str]:
+        """(encoding, text) of a registered type's schema."""
+        return self._schemas[type_name]
+
+    def write(self, topic_id: int, recv_ns: int, send_ns: int, data: bytes) -> None:
+        """Append one message (CDR bytes, as a raw subscription delivers them) received at ``recv_ns``."""
+        current = self.files[-1]
+        if self._should_split(recv_ns, len(data)):
+            self._split()
+            current = self.files[-1]
+        topic = self.topics[topic_id]
+        file_index = len(self.files) - 1
+        channel = topic.channel_ids.get(file_index)
+        if channel is None:
+            channel = self._register(topic, file_index)
+        self._writer.add_message(channel, log_time=recv_ns, data=data, publish_time=send_ns)
+        self._pending += len(data) + MESSAGE_OVERHEAD
+        if self._pending > self.chunk_size:
+            self._pending = 0  # the library closed the chunk
+        topic.count += 1
+        self.message_count += 1
+        if current["message_count"] == 0:
+            current["start"] = current["end"] = recv_ns
+        else:
+            current["start"] = min(current["start"], recv_ns)
+            current["end"] = max(current["end"], recv_ns)
+        current["message_count"] += 1
+
+    def tick(self) -> None:
+        """Close the chunk in progress if it is older than ``flush_interval`` (call often; cheap)."""
+        now = time.monotonic()
+        if now - self._last_flush >= self.flush_interval:
+            self._last_flush = now
+            if self._pending:
+                self._writer.flush()
+                self._pending = 0
+
+    @property
+    def bytes_total(self) -> int:
+        return self.bytes_written + (self._stream.tell() if self._stream else 0) + self._pending
+
+    def close(self) -> None:
+        """Finish the current file (summary, index, rosbag2 metadata record) and write metadata.yaml."""
+        if self._writer is None:
+            return
+        self._finish_file()
+        self._writer = None
+        write_metadata(self.path, self.metadata())
+
+    # -- files ---------------------------------------------------------------------------------------------
+
+    def _should_split(self, recv_ns: int, size: int) -> bool:
+        current = self.files[-1]
+        if not current["message_count"]:
+            return False
+        if self.max_bag_duration_ns and recv_ns - current["start"] >= self.max_bag_duration_ns:
+            return True
+        if self.max_bag_size:
+            projected = self._stream.tell() + self._pending + size + MESSAGE_OVERHEAD
+            return projected > self.max_bag_size
+        return False
+
+    def _open_file(self):
+        name = f"{self.path.name}_{len(self.files)}.mcap"
+        try:
+            self._stream = open(self.path / name, "wb")  # noqa: SIM115 (closed in _finish_file)
+        except OSError as error:
+            raise BagError(f"{self.path / name}: cannot create: {error.strerror}") from error
+        self._writer = Writer(
+            self._stream,
+            chunk_size=self.chunk_size,
+            compression=COMPRESSION[self.compression],
+            index_types=IndexType.ALL,
+            enable_crcs=True,
+        )
+        self._writer.start(profile=PROFILE, library=LIBRARY)
+        self._schema_ids: dict[str, int] = {}
+        self._pending = 0
+        self.files.append({"path": name, "message_count": 0, "start": 0, "end": 0})
+
+    def _register(self, topic: _Topic, file_index: int) -> int:
+        schema_id = self._schema_ids.get(topic.type)
+        if schema_id is None:
+            encoding, text = self._schemas[topic.type]
+            schema_id = self._writer.register_schema(topic.type, encoding, text.encode())
+            self._schema_ids[topic.type] = schema_id
+        channel = self._writer.register_channel(
+            topic.name,
+            "cdr",
+            schema_id,
+            {"offered_qos_profiles": qos_yaml(topic.qos), "topic_type_hash": topic.type_hash},
+        )
+        topic.channel_ids[file_index] = channel
+        return channel
+
+    def _finish_file(self):
+        self._writer.add_metadata("rosbag2", {"serialized_metadata": _serialized(self.metadata())})
+        self._writer.finish()
+        self.bytes_written += self._stream.tell()
+        self._stream.close()
+        self._stream = None
+        self._pending = 0
+
+    def _split(self):
+        self._finish_file()
+        write_metadata(self.path, self.metadata())
+        self._open_file()
+
+    def metadata(self) -> dict:
+        """BagMetadata (version 9) of what was written so far."""
+        files = [
+            {
+                "path": f["path"],
+                "starting_time_ns": f["start"],
+                "duration_ns": f["end"] - f["start"],
+                "message_count": f["message_count"],
+            }
+            for f in self.files
+        ]
+        topics = [
+            {
+                "name": t.name,
+                "type": t.type,
+                "qos": t.qos,
+                "type_description_hash": t.type_hash,
+                "message_count": t.count,
+            }
+            for t in self.topics
+        ]
+        return bag_metadata(files=files, topics=topics, compression=self.compression, custom_data=self.custom_data)
+
+
+def _serialized(metadata: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(metadata, sort_keys=False)

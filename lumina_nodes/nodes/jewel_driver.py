@@ -56,11 +56,39 @@ PARAMS = (
     Param("dropout_rate", 0.002, "Link dropouts per jewel per second (sim).", 0.0, 10.0, read_only=True),
     Param("port", "", "Serial port of the gateway (serial backend), e.g. /dev/ttyUSB0.", read_only=True),
     Param("baudrate", 1_000_000, "Serial baud rate (serial backend).", 1200, 12_000_000, read_only=True),
+    Param("bag", "", "Bag to replay (replay backend): a bag directory or .mcap file.", read_only=True),
+    Param(
+        "bag_topic",
+        "",
+        "JewelStateBatch topic of the bag to replay (replay backend); empty: <namespace>/jewels/state.",
+        read_only=True,
+    ),
+    Param("replay_rate", 1.0, "Replay speed factor (replay backend).", 0.01, 100.0, read_only=True),
+    Param("replay_loop", False, "Start the recording over at its end (replay backend).", read_only=True),
+    Param(
+        "replay_start",
+        0.0,
+        "Node-clock time (s) at which the bag's first jewel state is due (replay backend; the same value in every "
+        "driver keeps the plazas' recorded phases); 0: at the driver's first poll.",
+        0.0,
+        4.0e9,
+        read_only=True,
+    ),
 )
 
 
-def backend_parameters(values):
-    """Backend constructor arguments from the node parameters."""
+def backend_parameters(values, namespace="/"):
+    """Backend constructor arguments from the node parameters (``namespace``: the node's, for replay)."""
+    if values["backend"] == "replay":
+        topic = values["bag_topic"] or f"{namespace.rstrip('/')}/jewels/state"
+        return {
+            "bag": values["bag"],
+            "topic": topic,
+            "rate": values["replay_rate"],
+            "loop": values["replay_loop"],
+            "start": values["replay_start"],
+            "comfort_limit": values["comfort_limit_hz"],
+        }
     common = {"comfort_limit": values["comfort_limit_hz"], "max_slew": values["max_slew_hz_per_s"]}
     if values["backend"] == "sim":
         return {
@@ -81,7 +109,9 @@ class JewelDriver(Node):
         super().__init__("jewel_driver")
         try:
             self.params = declare_parameters(self, PARAMS)
-            self.backend = make_jewel_backend(self.params["backend"], **backend_parameters(self.params))
+            self.backend = make_jewel_backend(
+                self.params["backend"], **backend_parameters(self.params, self.get_namespace())
+            )
         except (ValueError, TypeError) as error:
             raise StartupError(f"invalid configuration: {error}") from error
         self.add_on_set_parameters_callback(lambda changes: check_choices(PARAMS, changes))

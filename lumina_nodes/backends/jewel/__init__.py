@@ -2,7 +2,7 @@
 
 Modules: ``base`` (the interface, :class:`JewelBackend`, and :class:`JewelSnapshot`), ``commands`` (the command
 validation every backend shares), ``drills`` (the optional drill capability), one module per backend (``sim``,
-``serial``) and ``protocol`` (the wire codec of docs/jewel_protocol.md, beside the backend that speaks it).
+``serial``, ``replay``) and ``protocol`` (the wire codec of docs/jewel_protocol.md, beside the backend that speaks it).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from .drills import Drill, DrillTarget
 BACKENDS = {
     "sim": ("lumina_nodes.backends.jewel.sim", "SimJewelBackend"),
     "serial": ("lumina_nodes.backends.jewel.serial", "SerialJewelBackend"),
+    "replay": ("lumina_nodes.backends.jewel.replay", "ReplayJewelBackend"),
 }
 
 

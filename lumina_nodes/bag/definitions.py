@@ -29,7 +29,7 @@ def split_type(type_name: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def share_directory(package: str) -> Path:
     from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 
@@ -59,7 +59,7 @@ def field_types(msg_text: str, package: str) -> list[str]:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def message_definition(type_name: str) -> tuple[str, str]:
     """(encoding, text) of the MCAP schema of ``type_name``: ('ros2msg', ...) or ('ros2idl', ...).
 

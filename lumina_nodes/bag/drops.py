@@ -97,5 +97,3 @@ class SeqGapCounter:
             elif seq < last:
                 self.missed += (seq + 2**32) - last - 1
         self.last[key] = seq
-
-

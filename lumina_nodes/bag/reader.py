@@ -93,7 +93,7 @@ class BagReader:
             paths = [self.path]
         for p in paths:
             if not p.is_file():
-                raise BagError(f"{p}: listed in metadata.yaml but missing")
+                raise BagError("a file listed in metadata.yaml is missing")
         self.file_paths = paths
         self.topics: dict[str, TopicInfo] = {}
         self.files: list[FileInfo] = []
@@ -160,7 +160,7 @@ class BagReader:
         except OSError as error:
             raise BagError(f"{path}: cannot open: {error.strerror}") from error
         try:
-            reader = make_reader(stream)
+            reader = make_reader(stream, validate_crcs=True)  # chunk CRCs: damaged bytes are found, not returned
             iterator = reader.iter_messages(
                 topics=None if wanted is None else sorted(wanted),
                 start_time=start_ns,

@@ -60,6 +60,16 @@ def recover_file(path: Path) -> dict:
     return {"messages": messages, "stopped_at": stopped_at, "reason": reason}
 
 
+def _check_records(path: Path) -> None:
+    """BagError if a record of ``path`` is damaged (a chunk whose CRC does not match, a bad length...)."""
+    try:
+        with open(path, "rb") as source:
+            for _ in StreamReader(source, validate_crcs=True).records:
+                pass
+    except READ_ERRORS as error:
+        raise BagError(f"{path}: damaged: {error}") from error
+
+
 def reindex(bag_dir) -> list[str]:
     """Recover the files of ``bag_dir`` and rebuild its metadata.yaml; returns one report line per file."""
     bag_dir = Path(bag_dir)
@@ -72,6 +82,7 @@ def reindex(bag_dir) -> list[str]:
     for path in paths:
         try:
             _summary(path)
+            _check_records(path)
             report.append(f"{path.name}: complete")
         except BagError:
             result = recover_file(path)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from mcap.data_stream import RecordBuilder
+from mcap.records import Channel, Schema
 from mcap.writer import CompressionType, IndexType, Writer
 
 from . import BagError
@@ -25,6 +27,13 @@ LIBRARY = "lumina_nodes bag writer (mcap-python)"
 CHUNK_SIZE = 768 * 1024
 #: Bytes a message adds to a chunk beside its data (MCAP message record: opcode, length, fields).
 MESSAGE_OVERHEAD = 1 + 8 + 2 + 4 + 8 + 8
+#: Bytes a message adds to its chunk's message index (log time, offset in the chunk).
+INDEX_ENTRY = 8 + 8
+#: Bytes of each channel's message index record after a chunk, beside its entries (opcode, length, id, array length).
+INDEX_OVERHEAD = 1 + 8 + 2 + 4
+#: Bytes of a chunk record beside its data and compression name (opcode, length, start and end time, uncompressed
+#: size and CRC, name length, data length).
+CHUNK_OVERHEAD = 1 + 8 + 8 + 8 + 8 + 4 + 4 + 8
 
 
 class _Topic:
@@ -80,7 +89,10 @@ class BagWriter:
         self._schemas: dict[str, tuple[str, str]] = {}
         self._stream = None
         self._writer = None
-        self._pending = 0  # bytes in the chunk in progress
+        self._pending = 0  # bytes the chunk in progress adds to the file when it is closed (with its index)
+        self._chunk_records = 0  # bytes of the records in it (what the library compares with chunk_size)
+        self._chunk_channels: set[int] = set()  # channels with messages in it
+        self._chunk_open = False
         self._last_flush = time.monotonic()
         self._open_file()
 
@@ -99,19 +111,16 @@ class BagWriter:
 
     def write(self, topic_id: int, recv_ns: int, send_ns: int, data: bytes) -> None:
         """Append one message (CDR bytes, as a raw subscription delivers them) received at ``recv_ns``."""
-        current = self.files[-1]
-        if self._should_split(recv_ns, len(data)):
-            self._split()
-            current = self.files[-1]
         topic = self.topics[topic_id]
+        if self._should_split(recv_ns, len(data), topic):
+            self._split()
+        current = self.files[-1]
         file_index = len(self.files) - 1
         channel = topic.channel_ids.get(file_index)
         if channel is None:
             channel = self._register(topic, file_index)
         self._writer.add_message(channel, log_time=recv_ns, data=data, publish_time=send_ns)
-        self._pending += len(data) + MESSAGE_OVERHEAD
-        if self._pending > self.chunk_size:
-            self._pending = 0  # the library closed the chunk
+        self._chunk_add(len(data) + MESSAGE_OVERHEAD, channel)
         topic.count += 1
         self.message_count += 1
         if current["message_count"] == 0:
@@ -126,9 +135,9 @@ class BagWriter:
         now = time.monotonic()
         if now - self._last_flush >= self.flush_interval:
             self._last_flush = now
-            if self._pending:
+            if self._chunk_channels:
                 self._writer.flush()
-                self._pending = 0
+                self._reset_chunk()
 
     @property
     def bytes_total(self) -> int:
@@ -144,16 +153,61 @@ class BagWriter:
 
     # -- files ---------------------------------------------------------------------------------------------
 
-    def _should_split(self, recv_ns: int, size: int) -> bool:
+    def _should_split(self, recv_ns: int, size: int, topic: _Topic) -> bool:
         current = self.files[-1]
         if not current["message_count"]:
             return False
         if self.max_bag_duration_ns and recv_ns - current["start"] >= self.max_bag_duration_ns:
             return True
         if self.max_bag_size:
-            projected = self._stream.tell() + self._pending + size + MESSAGE_OVERHEAD
-            return projected > self.max_bag_size
+            # the file's data section if this message were written and its chunk closed: the chunk record, the
+            # message index after it and, for a topic new to the file, its channel (and schema) records
+            added = size + MESSAGE_OVERHEAD + INDEX_ENTRY
+            channel = topic.channel_ids.get(len(self.files) - 1)
+            if channel is None:
+                added += INDEX_OVERHEAD + self._channel_bytes(topic)
+                if topic.type not in self._schema_ids:
+                    added += self._schema_bytes(topic.type)
+            elif channel not in self._chunk_channels:
+                added += INDEX_OVERHEAD
+            if not self._chunk_open:
+                added += self._chunk_overhead()
+            return self._stream.tell() + self._pending + added > self.max_bag_size
         return False
+
+    def _chunk_overhead(self) -> int:
+        compression = "" if self.compression == "none" else self.compression
+        return CHUNK_OVERHEAD + len(compression)
+
+    def _chunk_add(self, record_bytes: int, channel: int | None = None):
+        """Count a record added to the chunk in progress (a message of ``channel``, or a schema or channel)."""
+        if not self._chunk_open:
+            self._chunk_open = True
+            self._pending += self._chunk_overhead()
+        self._chunk_records += record_bytes
+        self._pending += record_bytes
+        if channel is not None:
+            self._pending += INDEX_ENTRY
+            if channel not in self._chunk_channels:
+                self._chunk_channels.add(channel)
+                self._pending += INDEX_OVERHEAD
+        if self._chunk_records > self.chunk_size and self._chunk_channels:
+            self._reset_chunk()  # the library closed the chunk (it does once it passes chunk_size with messages)
+
+    def _reset_chunk(self):
+        self._pending = 0
+        self._chunk_records = 0
+        self._chunk_channels = set()
+        self._chunk_open = False
+
+    def _schema_bytes(self, type_name: str) -> int:
+        encoding, text = self._schemas[type_name]
+        return _record_bytes(Schema(id=0, name=type_name, encoding=encoding, data=text.encode()))
+
+    def _channel_bytes(self, topic: _Topic) -> int:
+        return _record_bytes(
+            Channel(id=0, topic=topic.name, message_encoding="cdr", schema_id=0, metadata=_channel_metadata(topic))
+        )
 
     def _open_file(self):
         name = f"{self.path.name}_{len(self.files)}.mcap"
@@ -170,21 +224,19 @@ class BagWriter:
         )
         self._writer.start(profile=PROFILE, library=LIBRARY)
         self._schema_ids: dict[str, int] = {}
-        self._pending = 0
+        self._reset_chunk()
         self.files.append({"path": name, "message_count": 0, "start": 0, "end": 0})
 
     def _register(self, topic: _Topic, file_index: int) -> int:
+        # the records go into the chunk in progress (just before a message of the channel, so it is written)
         schema_id = self._schema_ids.get(topic.type)
         if schema_id is None:
             encoding, text = self._schemas[topic.type]
             schema_id = self._writer.register_schema(topic.type, encoding, text.encode())
             self._schema_ids[topic.type] = schema_id
-        channel = self._writer.register_channel(
-            topic.name,
-            "cdr",
-            schema_id,
-            {"offered_qos_profiles": qos_yaml(topic.qos), "topic_type_hash": topic.type_hash},
-        )
+            self._chunk_add(self._schema_bytes(topic.type))
+        channel = self._writer.register_channel(topic.name, "cdr", schema_id, _channel_metadata(topic))
+        self._chunk_add(self._channel_bytes(topic))
         topic.channel_ids[file_index] = channel
         return channel
 
@@ -194,7 +246,7 @@ class BagWriter:
         self.bytes_written += self._stream.tell()
         self._stream.close()
         self._stream = None
-        self._pending = 0
+        self._reset_chunk()
 
     def _split(self):
         self._finish_file()
@@ -223,6 +275,16 @@ class BagWriter:
             for t in self.topics
         ]
         return bag_metadata(files=files, topics=topics, compression=self.compression, custom_data=self.custom_data)
+
+
+def _channel_metadata(topic: _Topic) -> dict:
+    return {"offered_qos_profiles": qos_yaml(topic.qos), "topic_type_hash": topic.type_hash}
+
+
+def _record_bytes(record) -> int:
+    builder = RecordBuilder()
+    record.write(builder)
+    return builder.count
 
 
 def _serialized(metadata: dict) -> str:

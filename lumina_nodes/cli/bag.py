@@ -50,8 +50,12 @@ def add_parser(commands) -> None:
     bag = commands.add_parser("bag", help="record and play rosbag2 bags (MCAP)", description=__doc__)
     verbs = bag.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    record = verbs.add_parser("record", help="record topics into a bag", description=_record.__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    record = verbs.add_parser(
+        "record",
+        help="record topics into a bag",
+        description=_record.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     record.add_argument("topics_positional", nargs="*", metavar="TOPIC", help="topics to record")
     record.add_argument("--topics", nargs="+", default=[], metavar="TOPIC", help="topics to record")
     record.add_argument("-a", "--all", "--all-topics", dest="all", action="store_true", help="record every topic")
@@ -61,47 +65,119 @@ def add_parser(commands) -> None:
     record.add_argument("--include-hidden-topics", action="store_true", help="also record hidden topics (/_...)")
     record.add_argument("-o", "--output", default="", help="bag directory (default rosbag2_YYYY_MM_DD-HH_MM_SS)")
     record.add_argument("-s", "--storage", default="mcap", choices=["mcap"], help="storage (mcap only)")
-    record.add_argument("-b", "--max-bag-size", type=_number(int, 0, 2**62), default=0, metavar="BYTES",
-                        help="start a new file before one passes this size (0: no limit)")
-    record.add_argument("-d", "--max-bag-duration", type=_number(float, 0, 1e9), default=0.0, metavar="S",
-                        help="start a new file after this many seconds (0: no limit)")
-    record.add_argument("--storage-preset-profile", choices=sorted(STORAGE_PRESETS), default="none",
-                        help="MCAP writer preset as in rosbag2: zstd_fast / zstd_small compress the chunks with zstd")
-    record.add_argument("--chunk-compression", choices=["none", "zstd", "lz4"], default=None,
-                        help="MCAP chunk compression (overrides the preset)")
-    record.add_argument("--compression-mode", choices=["none", "file", "message"], default="none",
-                        help=argparse.SUPPRESS)
+    record.add_argument(
+        "-b",
+        "--max-bag-size",
+        type=_number(int, 0, 2**62),
+        default=0,
+        metavar="BYTES",
+        help="start a new file before one passes this size (0: no limit)",
+    )
+    record.add_argument(
+        "-d",
+        "--max-bag-duration",
+        type=_number(float, 0, 1e9),
+        default=0.0,
+        metavar="S",
+        help="start a new file after this many seconds (0: no limit)",
+    )
+    record.add_argument(
+        "--storage-preset-profile",
+        choices=sorted(STORAGE_PRESETS),
+        default="none",
+        help="MCAP writer preset as in rosbag2: zstd_fast / zstd_small compress the chunks with zstd",
+    )
+    record.add_argument(
+        "--chunk-compression",
+        choices=["none", "zstd", "lz4"],
+        default=None,
+        help="MCAP chunk compression (overrides the preset)",
+    )
+    record.add_argument(
+        "--compression-mode", choices=["none", "file", "message"], default="none", help=argparse.SUPPRESS
+    )
     record.add_argument("--compression-format", default="", help=argparse.SUPPRESS)
-    record.add_argument("-p", "--polling-interval", type=_number(int, 10, 60_000), default=100, metavar="MS",
-                        help="how often to look for new topics, ms (default 100)")
-    record.add_argument("--qos-depth", type=_number(int, 1, 100_000), default=1000,
-                        help="keep-last depth of the recorder's subscriptions (default 1000)")
-    record.add_argument("--custom-data", nargs="+", type=_key_value, default=[], metavar="KEY=VALUE",
-                        help="written into metadata.yaml custom_data")
+    record.add_argument(
+        "-p",
+        "--polling-interval",
+        type=_number(int, 10, 60_000),
+        default=100,
+        metavar="MS",
+        help="how often to look for new topics, ms (default 100)",
+    )
+    record.add_argument(
+        "--qos-depth",
+        type=_number(int, 1, 100_000),
+        default=1000,
+        help="keep-last depth of the recorder's subscriptions (default 1000)",
+    )
+    record.add_argument(
+        "--custom-data",
+        nargs="+",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="written into metadata.yaml custom_data",
+    )
     record.add_argument("--node-name", default="lumina_bag_recorder", help="name of the recorder node")
     record.set_defaults(run=_record)
 
-    play = verbs.add_parser("play", help="play a bag", description=_play.__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    play = verbs.add_parser(
+        "play", help="play a bag", description=_play.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     play.add_argument("bag_path", help="bag directory or .mcap file")
-    play.add_argument("-r", "--rate", type=_number(float, 0, 1000, low_open=True), default=1.0,
-                      help="playback speed factor, (0, 1000] (default 1)")
+    play.add_argument(
+        "-r",
+        "--rate",
+        type=_number(float, 0, 1000, low_open=True),
+        default=1.0,
+        help="playback speed factor, (0, 1000] (default 1)",
+    )
     play.add_argument("-l", "--loop", action="store_true", help="play again from the start at the end")
-    play.add_argument("--start-offset", type=_number(float, 0, 1e9), default=0.0, metavar="S",
-                      help="start this many seconds into the bag")
-    play.add_argument("--playback-duration", type=_number(float, 0, 1e9), default=0.0, metavar="S",
-                      help="play this many seconds of the bag (0: to the end)")
+    play.add_argument(
+        "--start-offset",
+        type=_number(float, 0, 1e9),
+        default=0.0,
+        metavar="S",
+        help="start this many seconds into the bag",
+    )
+    play.add_argument(
+        "--playback-duration",
+        type=_number(float, 0, 1e9),
+        default=0.0,
+        metavar="S",
+        help="play this many seconds of the bag (0: to the end)",
+    )
     play.add_argument("--topics", nargs="+", default=None, metavar="TOPIC", help="play only these topics")
-    play.add_argument("-m", "--remap", nargs="+", type=_remap, default=[], metavar="FROM:=TO",
-                      help="publish a recorded topic under another name")
-    play.add_argument("--clock", nargs="?", type=_number(float, 0, 10_000, low_open=True), const=40.0, default=0.0,
-                      metavar="HZ", help="publish /clock with the bag time at HZ (default 40 when given)")
-    play.add_argument("-d", "--delay", type=_number(float, 0, 3600), default=0.0, metavar="S",
-                      help="wait this long before playing")
+    play.add_argument(
+        "-m",
+        "--remap",
+        nargs="+",
+        type=_remap,
+        default=[],
+        metavar="FROM:=TO",
+        help="publish a recorded topic under another name",
+    )
+    play.add_argument(
+        "--clock",
+        nargs="?",
+        type=_number(float, 0, 10_000, low_open=True),
+        const=40.0,
+        default=0.0,
+        metavar="HZ",
+        help="publish /clock with the bag time at HZ (default 40 when given)",
+    )
+    play.add_argument(
+        "-d", "--delay", type=_number(float, 0, 3600), default=0.0, metavar="S", help="wait this long before playing"
+    )
     play.add_argument("-p", "--start-paused", action="store_true", help="start paused (SPACE resumes)")
     play.add_argument("--disable-keyboard-controls", action="store_true", help="SPACE does not pause/resume")
-    play.add_argument("--read-ahead-queue-size", type=_number(int, 1, 1_000_000), default=1000,
-                      help="messages read ahead of playback (default 1000)")
+    play.add_argument(
+        "--read-ahead-queue-size",
+        type=_number(int, 1, 1_000_000),
+        default=1000,
+        help="messages read ahead of playback (default 1000)",
+    )
     play.add_argument("--node-name", default="lumina_bag_player", help="name of the player node")
     play.set_defaults(run=_play)
 
@@ -145,17 +221,19 @@ def _init_ros():
 def _record(args) -> int:
     """Record topics into a rosbag2 bag (MCAP storage), as `ros2 bag record` does.
 
-Topics by name, -e/--regex or -a/--all (minus -x/--exclude-regex, --exclude-topics); topics that appear later are
-picked up. Ctrl-C or SIGTERM closes the bag. Missed messages (seq gaps of Lumina's batch messages, the
-middleware's message-lost events) are printed at the end and written into metadata.yaml (custom_data lumina.*).
-After a kill -9, `lumina bag reindex BAG` recovers every chunk written (chunks close at least once a second)."""
+    Topics by name, -e/--regex or -a/--all (minus -x/--exclude-regex, --exclude-topics); topics that appear later are
+    picked up. Ctrl-C or SIGTERM closes the bag. Missed messages (seq gaps of Lumina's batch messages, the
+    middleware's message-lost events) are printed at the end and written into metadata.yaml (custom_data lumina.*).
+    After a kill -9, `lumina bag reindex BAG` recovers every chunk written (chunks close at least once a second)."""
     topics = list(args.topics_positional) + list(args.topics)
     if not (topics or args.all or args.regex):
         return _fail("nothing to record: name topics, or use -a/--all or -e/--regex")
     if args.compression_mode != "none" or args.compression_format:
-        return _fail("--compression-mode/--compression-format (rosbag2 file and message compression) are not "
-                     "supported; MCAP compresses chunks instead: --storage-preset-profile zstd_fast or "
-                     "--chunk-compression zstd|lz4")
+        return _fail(
+            "--compression-mode/--compression-format (rosbag2 file and message compression) are not "
+            "supported; MCAP compresses chunks instead: --storage-preset-profile zstd_fast or "
+            "--chunk-compression zstd|lz4"
+        )
     import re
 
     for flag, expression in (("--regex", args.regex), ("--exclude-regex", args.exclude_regex)):
@@ -169,8 +247,13 @@ After a kill -9, `lumina bag reindex BAG` recovers every chunk written (chunks c
 
     stop = _StopFlag()
     try:
-        writer = BagWriter(output, compression=compression, max_bag_size=args.max_bag_size,
-                           max_bag_duration=args.max_bag_duration, custom_data=dict(args.custom_data))
+        writer = BagWriter(
+            output,
+            compression=compression,
+            max_bag_size=args.max_bag_size,
+            max_bag_duration=args.max_bag_duration,
+            custom_data=dict(args.custom_data),
+        )
     except (BagError, ValueError) as error:
         return _fail(str(error))
     rclpy = _init_ros()
@@ -178,8 +261,9 @@ After a kill -9, `lumina bag reindex BAG` recovers every chunk written (chunks c
 
     from lumina_nodes.nodes.bag_recorder import BagRecorder, TopicSelection
 
-    selection = TopicSelection(topics, args.regex, args.all, args.exclude_regex, args.exclude_topics,
-                               args.include_hidden_topics)
+    selection = TopicSelection(
+        topics, args.regex, args.all, args.exclude_regex, args.exclude_topics, args.include_hidden_topics
+    )
     recorder = BagRecorder(writer, selection, qos_depth=args.qos_depth, node_name=args.node_name)
     executor = EventsExecutor()
     executor.add_node(recorder)
@@ -208,26 +292,33 @@ After a kill -9, `lumina bag reindex BAG` recovers every chunk written (chunks c
         recorder.destroy_node()
         rclpy.try_shutdown()
     missed = sum(d["missed"] for d in drops.values())
-    print(f"[lumina bag] closed {output}: {writer.message_count} messages on {len(writer.topics)} topics, "
-          f"{writer.bytes_written / 1e6:.1f} MB in {len(writer.files)} files; missed {missed}", file=sys.stderr)
+    print(
+        f"[lumina bag] closed {output}: {writer.message_count} messages on {len(writer.topics)} topics, "
+        f"{writer.bytes_written / 1e6:.1f} MB in {len(writer.files)} files; missed {missed}",
+        file=sys.stderr,
+    )
     for name, d in sorted(drops.items()):
         if d["missed"]:
-            print(f"[lumina bag]   missed on {name}: {d['missed']} (seq gaps {d['seq_gaps']}, dds lost "
-                  f"{d['dds_lost']})", file=sys.stderr)
+            print(
+                f"[lumina bag]   missed on {name}: {d['missed']} (seq gaps {d['seq_gaps']}, dds lost {d['dds_lost']})",
+                file=sys.stderr,
+            )
     return 0
 
 
 def _progress(writer, recorder):
     missed = sum(d["missed"] for d in recorder.drops().values())
-    sys.stderr.write(f"\r[lumina bag] {writer.message_count} messages, {writer.bytes_total / 1e6:.1f} MB, "
-                     f"{len(writer.topics)} topics, missed {missed}   ")
+    sys.stderr.write(
+        f"\r[lumina bag] {writer.message_count} messages, {writer.bytes_total / 1e6:.1f} MB, "
+        f"{len(writer.topics)} topics, missed {missed}   "
+    )
     sys.stderr.flush()
 
 
 def _play(args) -> int:
     """Play a bag as `ros2 bag play` does: recorded spacing (scaled by --rate), recorded QoS, optional /clock.
 
-SPACE pauses and resumes when stdin is a terminal. Ctrl-C stops."""
+    SPACE pauses and resumes when stdin is a terminal. Ctrl-C stops."""
     from lumina_nodes.bag.reader import BagReader
 
     try:
@@ -239,9 +330,18 @@ SPACE pauses and resumes when stdin is a terminal. Ctrl-C stops."""
     from lumina_nodes.nodes.bag_player import BagPlayer
 
     try:
-        player = BagPlayer(reader, topics=args.topics, remap=dict(args.remap), rate=args.rate,
-                           start_offset=args.start_offset, duration=args.playback_duration, loop=args.loop,
-                           clock_hz=args.clock, read_ahead=args.read_ahead_queue_size, node_name=args.node_name)
+        player = BagPlayer(
+            reader,
+            topics=args.topics,
+            remap=dict(args.remap),
+            rate=args.rate,
+            start_offset=args.start_offset,
+            duration=args.playback_duration,
+            loop=args.loop,
+            clock_hz=args.clock,
+            read_ahead=args.read_ahead_queue_size,
+            node_name=args.node_name,
+        )
     except (BagError, ValueError) as error:
         rclpy.try_shutdown()
         return _fail(str(error))
@@ -292,8 +392,7 @@ class _Keyboard:
                 return
             if key == b" ":
                 self.player.toggle_pause()
-                print("[lumina bag] paused" if self.player.paused.is_set() else "[lumina bag] resumed",
-                      file=sys.stderr)
+                print("[lumina bag] paused" if self.player.paused.is_set() else "[lumina bag] resumed", file=sys.stderr)
 
     def restore(self):
         import termios
@@ -303,7 +402,7 @@ class _Keyboard:
 
 def _info(args) -> int:
     """Print what a bag holds (from the MCAP summaries: instant on big bags): files, size, duration, start and end,
-messages per topic with types, compression, and the messages the recorder missed."""
+    messages per topic with types, compression, and the messages the recorder missed."""
     from lumina_nodes.bag.reader import BagReader
 
     try:
@@ -315,7 +414,7 @@ messages per topic with types, compression, and the messages the recorder missed
 
 
 def _stamp(ns: int) -> str:
-    moment = datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.UTC)
     return f"{moment:%b %d %Y %H:%M:%S}.{ns % 1_000_000_000:09d} UTC ({ns / 1e9:.9f})"
 
 
@@ -339,15 +438,18 @@ def format_info(reader, verbose=False) -> str:
     for topic in reader.topics.values():
         prefix = "Topic information: " if first else "                   "
         first = False
-        lines.append(f"{prefix}Topic: {topic.name} | Type: {topic.type} | Count: {topic.message_count} | "
-                     f"Serialization Format: cdr")
+        lines.append(
+            f"{prefix}Topic: {topic.name} | Type: {topic.type} | Count: {topic.message_count} | "
+            f"Serialization Format: cdr"
+        )
         if verbose:
             for q in topic.qos:
-                lines.append(f"{'':21}QoS: {q.get('reliability')}, {q.get('durability')}, {q.get('history')} "
-                             f"{q.get('depth')}")
+                lines.append(
+                    f"{'':21}QoS: {q.get('reliability')}, {q.get('durability')}, {q.get('history')} {q.get('depth')}"
+                )
     for key, value in sorted(custom.items()):
         if key.startswith("lumina.dropped."):
-            lines.append(f"Missed on {key[len('lumina.dropped.'):]}: {value}")
+            lines.append(f"Missed on {key[len('lumina.dropped.') :]}: {value}")
     return "\n".join(lines)
 
 
@@ -361,7 +463,7 @@ def _size(n: int) -> str:
 
 def _reindex(args) -> int:
     """Recover a bag whose recorder was killed: every complete chunk of each file is kept, the files get their
-summaries back, and metadata.yaml is rebuilt (the originals are kept as *.damaged)."""
+    summaries back, and metadata.yaml is rebuilt (the originals are kept as *.damaged)."""
     from lumina_nodes.bag.reindex import reindex
 
     try:

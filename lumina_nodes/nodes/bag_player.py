@@ -46,8 +46,20 @@ class BagPlayer(Node):
     ``clock_hz`` (0: no /clock); ``read_ahead`` messages.
     """
 
-    def __init__(self, reader, *, topics=None, remap=None, rate=1.0, start_offset=0.0, duration=0.0, loop=False,
-                 clock_hz=0.0, read_ahead=1000, node_name="lumina_bag_player"):
+    def __init__(
+        self,
+        reader,
+        *,
+        topics=None,
+        remap=None,
+        rate=1.0,
+        start_offset=0.0,
+        duration=0.0,
+        loop=False,
+        clock_hz=0.0,
+        read_ahead=1000,
+        node_name="lumina_bag_player",
+    ):
         super().__init__(node_name)
         self.reader = reader
         self.rate = float(rate)
@@ -57,14 +69,18 @@ class BagPlayer(Node):
         names = [t for t in reader.topics if topics is None or t in topics]
         missing = sorted(set(topics or ()) - set(reader.topics))
         if missing:
-            raise BagError(f"{reader.path}: no topic {', '.join(missing)} in the bag (it has {', '.join(reader.topics)})")
+            raise BagError(
+                f"{reader.path}: no topic {', '.join(missing)} in the bag (it has {', '.join(reader.topics)})"
+            )
         self.topic_names = names
         remap = remap or {}
         self.publishers_by_topic = {}
         for name in names:
             info = reader.topics[name]
             msg_type = message_class(info.type)
-            self.publishers_by_topic[name] = self.create_publisher(msg_type, remap.get(name, name), playback_qos(info.qos))
+            self.publishers_by_topic[name] = self.create_publisher(
+                msg_type, remap.get(name, name), playback_qos(info.qos)
+            )
         self.clock_pub = self.create_publisher(Clock, "/clock", QoSProfile(depth=1)) if self.clock_hz else None
         self.first_ns = reader.start_ns + int(start_offset * 1e9)
         self.end_ns = self.first_ns + int(duration * 1e9) if duration else None

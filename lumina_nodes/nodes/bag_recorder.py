@@ -1,10 +1,11 @@
 """Bag recorder node (``lumina bag record``): serialized subscriptions to the chosen topics, into a rosbag2 bag.
 
 Topics are found as they appear (a graph poll every ``polling_interval``), each subscribed raw (CDR bytes, never
-deserialised) with the QoS its publishers offer when it is found (as rosbag2, the offers are recorded then: they are
-the channel's metadata in the MCAP file, which must equal metadata.yaml's), adapted as rosbag2 does: reliable only if every publisher is,
-transient local only if every publisher is. Messages are written in the callback, so nothing queues inside the
-recorder: a message the recorder could not take in time is lost in DDS, where the counters below see it.
+deserialised) with the QoS its publishers offer, adapted as rosbag2 does: reliable only if every publisher is,
+transient local only if every publisher is. As in rosbag2 the offers are taken when the topic is found: they are
+the channel's metadata in the MCAP file, which must equal metadata.yaml's. Messages are written in the callback,
+so nothing queues inside the recorder: a message it could not take in time is lost in DDS, where the counters
+below see it.
 
 Missed messages are counted two ways and written into the bag's metadata (custom_data ``lumina.*``): gaps in the
 ``seq`` counters Lumina's batch messages carry (per sender), and the middleware's message-lost events.
@@ -25,6 +26,7 @@ from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from lumina_nodes.bag import BagError
 from lumina_nodes.bag.drops import SeqGapCounter, seq_reader
 from lumina_nodes.bag.metadata import qos_entry
 
@@ -125,7 +127,7 @@ class BagRecorder(Node):
                 msg_type = message_class(type_name)
                 offers = offered_qos(infos)
                 topic_id = self.writer.add_topic(name, type_name, offers, str(infos[0].topic_type_hash))
-            except Exception as error:  # noqa: BLE001 (an unknown type must not stop the others' recording)
+            except (ValueError, BagError) as error:  # an unknown type must not stop the others' recording
                 self._warn_once(name, f"topic {name} ({type_name}) not recorded: {error}")
                 continue
             schema_text = self.writer.definition(type_name)[1]
@@ -161,7 +163,11 @@ class BagRecorder(Node):
         qos = adapted_qos(offers, self.qos_depth)
         try:
             return self.create_subscription(
-                msg_type, name, on_message, qos, raw=True,
+                msg_type,
+                name,
+                on_message,
+                qos,
+                raw=True,
                 event_callbacks=SubscriptionEventCallbacks(message_lost=on_lost),
             )
         except UnsupportedEventTypeError:

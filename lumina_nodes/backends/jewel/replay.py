@@ -32,7 +32,12 @@ class ReplayJewelBackend(JewelBackend):
     name = "replay"
 
     def __init__(
-        self, bag: str, topic: str, rate: float = 1.0, loop: bool = False, start: float = 0.0,
+        self,
+        bag: str,
+        topic: str,
+        rate: float = 1.0,
+        loop: bool = False,
+        start: float = 0.0,
         comfort_limit: float = 0.25,
     ):
         from lumina_nodes.bag.reader import BagReader
@@ -70,6 +75,7 @@ class ReplayJewelBackend(JewelBackend):
         self.ended = False
         self._messages = None
         self._current = None  # (stamp_s, decoded message)
+        self._served = None  # the batch the last poll returned
         self._next = None
         self._start_now = None
         self._start_stamp = None
@@ -118,13 +124,12 @@ class ReplayJewelBackend(JewelBackend):
             self._current = self._next
             self.counters["batches_replayed"] += 1
             self._next = self._read()
-        if self._next is None and self._current is not None and not self.loop:
-            self.ended = True
-        if self._current is None:
+        if self._next is None and self._current is not None and self._current is self._served and not self.loop:
+            self.ended = True  # the last batch has been served: the recording is over
+        if self._current is None or self.ended:
             return JewelSnapshot.empty(now)
+        self._served = self._current
         stamp, msg = self._current
-        if self.ended and not self.loop:
-            return JewelSnapshot.empty(now)
         self.known_ids = np.unique(msg.ids.astype(np.uint32))
         n = len(msg.ids)
         status = msg.status if len(msg.status) == n else np.zeros(n, np.uint8)

@@ -228,7 +228,8 @@ def QoSDepth(depth):
 
 
 def test_city_runs_on_a_recorded_night(processes, ros_node, tmp_path):
-    """Record the small city, then run the city with driver:=replay on that bag: the synchronizer locks it."""
+    """Record the small city (its record:= argument), then run the city with driver:=replay on that bag: the
+    synchronizer locks it."""
     from lumina_nodes.msg import SyncState
     from lumina_nodes.nodes.common import STATE_QOS
 
@@ -242,16 +243,12 @@ def test_city_runs_on_a_recorded_night(processes, ros_node, tmp_path):
         "biodream:=none",
         "use_sim_time:=true",
     )
-    recorder = processes.start(
-        lumina("bag", "record", "-e", "^/plaza_\\d/jewels/state$", "-o", str(bag)), name="recorder"
-    )
-    recorder.wait_for_output("recording into", timeout=30)
-    city = processes.start([package_executable("lumina_launch"), *city_args], name="city")
-    recorder.wait_for_output(r"recording /plaza_4/jewels/state", timeout=60)
+    city = processes.start([package_executable("lumina_launch"), *city_args, f"record:={bag}"], name="city")
+    city.wait_for_output(r"recording /plaza_4/jewels/state", timeout=60)
     time.sleep(8.0)
     city.stop()
-    recorder.stop()
-    assert recorder.popen.returncode == 0 and "missed 0" in recorder.output(), recorder.output()
+    assert city.popen.returncode == 0, city.output()
+    assert re.search(r"closed .*city: \d+ messages on \d+ topics.* missed 0", city.output()), city.output()
     states = []
     ros_node.node.create_subscription(SyncState, "/sync/state", states.append, STATE_QOS)
     replay = processes.start(

@@ -61,11 +61,14 @@ def _summary(path: Path):
     except OSError as error:
         raise BagError(f"{path}: cannot open: {error.strerror}") from error
     except READ_ERRORS as error:
-        raise BagError(f"{path}: not a readable MCAP file ({error}); `lumina bag reindex` recovers a bag whose "
-                       "recorder was killed") from error
+        raise BagError(
+            f"{path}: not a readable MCAP file ({error}); `lumina bag reindex` recovers a bag whose recorder was killed"
+        ) from error
     if summary is None or summary.statistics is None:
-        raise BagError(f"{path}: the file has no summary (the recorder was killed before closing it?); run "
-                       f"`lumina bag reindex {path.parent}` to recover every chunk written")
+        raise BagError(
+            f"{path}: the file has no summary (the recorder was killed before closing it?); run "
+            f"`lumina bag reindex {path.parent}` to recover every chunk written"
+        )
     return summary
 
 
@@ -93,7 +96,7 @@ class BagReader:
             paths = [self.path]
         for p in paths:
             if not p.is_file():
-                raise BagError("a file listed in metadata.yaml is missing")
+                raise BagError(f"{p}: listed in metadata.yaml but missing")
         self.file_paths = paths
         self.topics: dict[str, TopicInfo] = {}
         self.files: list[FileInfo] = []
@@ -156,7 +159,7 @@ class BagReader:
 
     def _file_messages(self, path, wanted, start_ns, end_ns):
         try:
-            stream = open(path, "rb")  # noqa: SIM115 (closed below, also when the generator is dropped)
+            stream = open(path, "rb")
         except OSError as error:
             raise BagError(f"{path}: cannot open: {error.strerror}") from error
         try:

@@ -22,8 +22,9 @@ from .writer import LIBRARY, PROFILE
 
 
 def recover_file(path: Path) -> dict:
-    """Rewrite ``path`` from its readable prefix; returns {messages, stopped_at, reason}."""
-    schemas, channels, messages = {}, {}, 0
+    """Rewrite ``path`` from its readable prefix; returns {messages, orphans (messages whose channel record is
+    missing: not written), stopped_at, reason}."""
+    schemas, channels, messages, orphans = {}, {}, 0, 0
     stopped_at, reason = None, ""
     tmp = path.with_name(path.name + ".reindex")
     with open(path, "rb") as source, open(tmp, "wb") as target:
@@ -39,14 +40,18 @@ def recover_file(path: Path) -> dict:
                     channels[record.id] = record
                 elif isinstance(record, Message):
                     channel = channels.get(record.channel_id)
-                    if channel is None:
+                    if channel is None:  # its channel record was lost: the message cannot be attributed
+                        orphans += 1
                         continue
                     if channel.id not in new_channel:
-                        schema = schemas.get(channel.schema_id)
-                        if schema.id not in new_schema:
+                        schema = schemas.get(channel.schema_id)  # None: a channel without a schema (id 0)
+                        if schema is not None and schema.id not in new_schema:
                             new_schema[schema.id] = writer.register_schema(schema.name, schema.encoding, schema.data)
                         new_channel[channel.id] = writer.register_channel(
-                            channel.topic, channel.message_encoding, new_schema[schema.id], channel.metadata
+                            channel.topic,
+                            channel.message_encoding,
+                            new_schema[schema.id] if schema is not None else 0,
+                            channel.metadata,
                         )
                     writer.add_message(
                         new_channel[channel.id], record.log_time, record.data, record.publish_time, record.sequence
@@ -57,7 +62,7 @@ def recover_file(path: Path) -> dict:
         writer.finish()
     os.replace(path, path.with_name(path.name + ".damaged"))
     os.replace(tmp, path)
-    return {"messages": messages, "stopped_at": stopped_at, "reason": reason}
+    return {"messages": messages, "orphans": orphans, "stopped_at": stopped_at, "reason": reason}
 
 
 def _check_records(path: Path) -> None:
@@ -86,10 +91,15 @@ def reindex(bag_dir) -> list[str]:
             report.append(f"{path.name}: complete")
         except BagError:
             result = recover_file(path)
-            where = f"; the rest from byte {result['stopped_at']} is unreadable ({result['reason']})" if result[
-                "stopped_at"] is not None else ""
-            report.append(f"{path.name}: recovered {result['messages']} messages{where}; original kept as "
-                          f"{path.name}.damaged")
+            where = (
+                f"; the rest from byte {result['stopped_at']} is unreadable ({result['reason']})"
+                if result["stopped_at"] is not None
+                else ""
+            )
+            report.append(
+                f"{path.name}: recovered {result['messages']} messages{where}; original kept as {path.name}.damaged"
+                + (f"; {result['orphans']} messages of an unknown channel left out" if result["orphans"] else "")
+            )
     custom = {}
     if (bag_dir / "metadata.yaml").exists():
         try:
@@ -108,8 +118,13 @@ def reindex(bag_dir) -> list[str]:
         for f in reader.files
     ]
     topics = [
-        {"name": t.name, "type": t.type, "qos": t.qos, "type_description_hash": t.type_hash,
-         "message_count": t.message_count}
+        {
+            "name": t.name,
+            "type": t.type,
+            "qos": t.qos,
+            "type_description_hash": t.type_hash,
+            "message_count": t.message_count,
+        }
         for t in reader.topics.values()
     ]
     write_metadata(bag_dir, bag_metadata(files=files, topics=topics, compression="", custom_data=custom))

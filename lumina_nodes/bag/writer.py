@@ -1,10 +1,11 @@
 """Writing a rosbag2 bag directory with MCAP storage (:class:`BagWriter`).
 
 Files are ``<dir name>_<k>.mcap``. A new file starts when the current one would pass ``max_bag_size`` bytes
-with the chunk in progress (so a file overshoots by at most one message and its summary, not a cache as in
-rosbag2#2310) or spans ``max_bag_duration`` of receive time. Chunks are also closed every ``flush_interval``
-seconds of wall time, so a recorder killed with SIGKILL loses at most that much; ``metadata.yaml`` is rewritten
-at every split and at close.
+with the chunk in progress, its message index and the records a new topic adds (so a file overshoots only by its
+summary and rosbag2 metadata record, or by its first message if that alone is bigger; not by a cache as in
+rosbag2#2310; compressed chunks are counted uncompressed, so such a file stays smaller) or spans
+``max_bag_duration`` of receive time. Chunks are also closed every ``flush_interval`` seconds of wall time, so a
+recorder killed with SIGKILL loses at most that much; ``metadata.yaml`` is rewritten at every split and at close.
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ class BagWriter:
     def _open_file(self):
         name = f"{self.path.name}_{len(self.files)}.mcap"
         try:
-            self._stream = open(self.path / name, "wb")  # noqa: SIM115 (closed in _finish_file)
+            self._stream = open(self.path / name, "wb")
         except OSError as error:
             raise BagError(f"{self.path / name}: cannot create: {error.strerror}") from error
         self._writer = Writer(

@@ -159,7 +159,8 @@ def test_recorder_counts_the_messages_it_missed(processes, tmp_path):
     assert seqs[0] == 0 and seqs[-1] == n_state - 1 and missed > 0, (len(seqs), n_state)
     meta = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     # both counters see every lost batch: the seq gaps, and the middleware's message-lost events
-    assert meta["custom_data"]["lumina.dropped./bag_test/jewels/state"] == f"{missed} (seq gaps {missed}, dds lost {missed})"
+    counted = meta["custom_data"]["lumina.dropped./bag_test/jewels/state"]
+    assert counted == f"{missed} (seq gaps {missed}, dds lost {missed})"
     assert re.search(rf"missed on /bag_test/jewels/state: {missed} ", recorder.output()), recorder.output()
 
 

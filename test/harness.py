@@ -69,14 +69,14 @@ def package_executable(name, package="lumina_nodes"):
 class ManagedProcess:
     """One child process with its output captured to a file."""
 
-    def __init__(self, name, cmd, env, log_dir):
+    def __init__(self, name, cmd, env, log_dir, stdin=subprocess.DEVNULL):
         self.name, self.cmd = name, list(cmd)
         self.log_path = Path(log_dir) / f"{name}.log"
         self._log = open(self.log_path, "wb")
         self.popen = subprocess.Popen(
             self.cmd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -138,10 +138,11 @@ class ProcessManager:
         self.env, self.log_dir = env, Path(log_dir)
         self.processes = []
 
-    def start(self, cmd, name=None, env=None):
+    def start(self, cmd, name=None, env=None, stdin=subprocess.DEVNULL):
+        """Start ``cmd``; ``stdin``: a file descriptor to read from (e.g. a pty's terminal end), default none."""
         name = name or Path(cmd[0]).name
         name = f"{name}-{len(self.processes) + 1}"
-        process = ManagedProcess(name, cmd, {**self.env, **(env or {})}, self.log_dir)
+        process = ManagedProcess(name, cmd, {**self.env, **(env or {})}, self.log_dir, stdin)
         self.processes.append(process)
         return process
 

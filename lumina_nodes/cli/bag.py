@@ -356,8 +356,7 @@ def _play(args) -> int:
     try:
         if args.delay:
             stop.event.wait(args.delay)
-        # give subscribers a moment to match the new publishers before the first message
-        stop.event.wait(0.5)
+        player.wait_for_matching()
         player.play()
     except BagError as error:
         status = _fail(str(error))

@@ -89,6 +89,21 @@ class BagPlayer(Node):
         self.published = 0
         self.lateness: list[float] = []  # s, per message: actual publish time - due time
 
+    def wait_for_matching(self, timeout: float = 2.0, settle: float = 0.3) -> None:
+        """Wait (up to ``timeout`` s) until every subscription the graph knows on the played topics has matched
+        its publisher, and the graph has been quiet for ``settle`` s: a reliable message published before the
+        match is lost to that subscriber."""
+        publishers = list(self.publishers_by_topic.values()) + ([self.clock_pub] if self.clock_pub else [])
+        deadline = time.monotonic() + timeout
+        quiet_since, last = time.monotonic(), None
+        while time.monotonic() < deadline and not self.stopped.is_set():
+            counts = [(p.get_subscription_count(), self.count_subscribers(p.topic_name)) for p in publishers]
+            if counts != last:
+                quiet_since, last = time.monotonic(), counts
+            elif all(matched >= known for matched, known in counts) and time.monotonic() - quiet_since >= settle:
+                return
+            time.sleep(0.01)
+
     def toggle_pause(self):
         if self.paused.is_set():
             self.paused.clear()

@@ -10,6 +10,7 @@ recorder killed with SIGKILL loses at most that much; ``metadata.yaml`` is rewri
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -95,6 +96,9 @@ class BagWriter:
         self._chunk_channels: set[int] = set()  # channels with messages in it
         self._chunk_open = False
         self._last_flush = time.monotonic()
+        # write/tick/close may come from two threads (a recorder's stop watchdog closes the bag)
+        self._lock = threading.Lock()
+        self.closed = False
         self._open_file()
 
     # -- topics and messages --------------------------------------------------------------------------------
@@ -111,7 +115,14 @@ class BagWriter:
         return self._schemas[type_name]
 
     def write(self, topic_id: int, recv_ns: int, send_ns: int, data: bytes) -> None:
-        """Append one message (CDR bytes, as a raw subscription delivers them) received at ``recv_ns``."""
+        """Append one message (CDR bytes, as a raw subscription delivers them) received at ``recv_ns``.
+
+        After :meth:`close` it is ignored (a late callback of a recorder that is shutting down)."""
+        with self._lock:
+            if not self.closed:
+                self._write(topic_id, recv_ns, send_ns, data)
+
+    def _write(self, topic_id, recv_ns, send_ns, data):
         topic = self.topics[topic_id]
         if self._should_split(recv_ns, len(data), topic):
             self._split()
@@ -146,11 +157,13 @@ class BagWriter:
 
     def close(self) -> None:
         """Finish the current file (summary, index, rosbag2 metadata record) and write metadata.yaml."""
-        if self._writer is None:
-            return
-        self._finish_file()
-        self._writer = None
-        write_metadata(self.path, self.metadata())
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            self._finish_file()
+            self._writer = None
+            write_metadata(self.path, self.metadata())
 
     # -- files ---------------------------------------------------------------------------------------------
 

@@ -222,8 +222,8 @@ def _record(args) -> int:
     """Record topics into a rosbag2 bag (MCAP storage), as `ros2 bag record` does.
 
     Topics by name, -e/--regex or -a/--all (minus -x/--exclude-regex, --exclude-topics); topics that appear later are
-    picked up. Ctrl-C or SIGTERM closes the bag. Missed messages (seq gaps of Lumina's batch messages, the
-    middleware's message-lost events) are printed at the end and written into metadata.yaml (custom_data lumina.*).
+    picked up. Ctrl-C or SIGTERM closes the bag. Missed messages (seq gaps of the messages that carry a seq
+    counter: Lumina's jewel batches) are printed at the end and written into metadata.yaml (custom_data lumina.*).
     After a kill -9, `lumina bag reindex BAG` recovers every chunk written (chunks close at least once a second)."""
     topics = list(args.topics_positional) + list(args.topics)
     if not (topics or args.all or args.regex):
@@ -271,6 +271,8 @@ def _record(args) -> int:
     print(f"[lumina bag] recording into {output} (Ctrl-C to stop)", file=sys.stderr)
     poll = args.polling_interval / 1000.0
     next_poll = next_progress = time.monotonic()
+    finished = threading.Event()
+    threading.Thread(target=_stop_watchdog, args=(stop, finished, writer, recorder), daemon=True).start()
     try:
         while not stop.event.is_set():
             now = time.monotonic()
@@ -283,6 +285,7 @@ def _record(args) -> int:
             executor.spin_once(timeout_sec=0.02)
             writer.tick()
     finally:
+        finished.set()
         drops = recorder.drops()
         writer.custom_data.update(recorder.drop_custom_data())
         writer.close()
@@ -291,23 +294,39 @@ def _record(args) -> int:
         executor.shutdown(timeout_sec=1.0)
         recorder.destroy_node()
         rclpy.try_shutdown()
-    missed = sum(d["missed"] for d in drops.values())
+    missed = sum(drops.values())
     print(
         f"[lumina bag] closed {output}: {writer.message_count} messages on {len(writer.topics)} topics, "
         f"{writer.bytes_written / 1e6:.1f} MB in {len(writer.files)} files; missed {missed}",
         file=sys.stderr,
     )
-    for name, d in sorted(drops.items()):
-        if d["missed"]:
-            print(
-                f"[lumina bag]   missed on {name}: {d['missed']} (seq gaps {d['seq_gaps']}, dds lost {d['dds_lost']})",
-                file=sys.stderr,
-            )
+    for name, count in sorted(drops.items()):
+        if count:
+            print(f"[lumina bag]   missed on {name}: {count} (seq gaps)", file=sys.stderr)
     return 0
 
 
+#: After a stop signal, the recorder's loop must have closed the bag within this many seconds.
+STOP_DEADLINE_S = 3.0
+
+
+def _stop_watchdog(stop, finished, writer, recorder):
+    """Close the bag and exit if the loop is stuck in the middleware after a stop signal (it never returned)."""
+    stop.event.wait()
+    if finished.wait(STOP_DEADLINE_S):
+        return
+    print(
+        f"[lumina bag] ERROR: the recorder did not stop within {STOP_DEADLINE_S:g} s (stuck in the middleware); "
+        f"closing {writer.path} from the watchdog",
+        file=sys.stderr,
+    )
+    writer.custom_data.update(recorder.drop_custom_data())
+    writer.close()
+    os._exit(1)
+
+
 def _progress(writer, recorder):
-    missed = sum(d["missed"] for d in recorder.drops().values())
+    missed = sum(recorder.drops().values())
     sys.stderr.write(
         f"\r[lumina bag] {writer.message_count} messages, {writer.bytes_total / 1e6:.1f} MB, "
         f"{len(writer.topics)} topics, missed {missed}   "

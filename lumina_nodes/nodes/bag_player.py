@@ -3,7 +3,7 @@
 Each topic gets a publisher of its recorded type with the QoS its recorded publishers offered (reliable and
 transient local only when every one did, as rosbag2's player adapts them). Messages are due at
 ``start + (recv - first_recv) / rate`` on the monotonic clock: the player sleeps until shortly before each one and
-spins the last ``SPIN_S`` (a sleep alone overshoots by up to a scheduler tick, rosbag2#1963), and the start is
+spins the last ``SPIN_S`` (a sleep alone overshoots, rosbag2#1963), and the start is
 taken only once the read-ahead queue holds the first messages, so they are not late either (rosbag2 PR #2025).
 A reader thread fills the read-ahead queue (decompression never delays a due message). ``/clock`` is published
 with the bag time at ``clock_hz`` when asked (``--clock``), for graphs on sim time.
@@ -22,8 +22,9 @@ from rosgraph_msgs.msg import Clock
 from lumina_nodes.bag import BagError
 from lumina_nodes.nodes.bag_recorder import message_class
 
-#: The last part of every wait is spun, not slept (a sleep overshoots by up to a scheduler tick).
-SPIN_S = 0.002
+#: The last part of every wait is spun, not slept (a sleep overshoots by up to ~0.1 ms here; spinning longer
+#: costs a core at 1 kHz and gets the player preempted on a busy machine).
+SPIN_S = 0.0003
 _END = object()
 
 
@@ -32,7 +33,8 @@ def playback_qos(offers: list[dict]) -> QoSProfile:
     latched = bool(offers) and all(o.get("durability") == "transient_local" for o in offers)
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
-        depth=10 if not latched else 1,
+        # deep enough for a burst at --rate 10 (the recorded depth is unknown: the graph reports 0)
+        depth=1000 if not latched else 1,
         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
         durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
     )

@@ -4,11 +4,13 @@ Topics are found as they appear (a graph poll every ``polling_interval``), each 
 deserialised) with the QoS its publishers offer, adapted as rosbag2 does: reliable only if every publisher is,
 transient local only if every publisher is. As in rosbag2 the offers are taken when the topic is found: they are
 the channel's metadata in the MCAP file, which must equal metadata.yaml's. Messages are written in the callback,
-so nothing queues inside the recorder: a message it could not take in time is lost in DDS, where the counters
-below see it.
+so nothing queues inside the recorder: a message it could not take in time is lost in DDS.
 
-Missed messages are counted two ways and written into the bag's metadata (custom_data ``lumina.*``): gaps in the
-``seq`` counters Lumina's batch messages carry (per sender), and the middleware's message-lost events.
+Missed messages are counted from the gaps in the ``seq`` counters Lumina's batch messages carry (per sender) and
+written into the bag's metadata (custom_data ``lumina.*``). A message of another type lost in DDS (a keep-last
+queue overwritten while the recorder lagged) is not counted: rclpy's EventsExecutor passes no MessageInfo (whose
+publication sequence numbers would show it), and the middleware's message-lost event is not used (see
+``_subscribe``).
 
 The executor is rclpy's EventsExecutor (it keeps up with 20,000 small messages/s where the SingleThreadedExecutor
 keeps up with about 5,000, ../shared/ROS_ON_PYPI.md), turned one event at a time from this loop so subscriptions
@@ -22,7 +24,6 @@ import importlib
 import re
 import time
 
-from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -108,7 +109,7 @@ class BagRecorder(Node):
         self.writer = writer
         self.selection = selection
         self.qos_depth = qos_depth
-        self.subscribed: dict[str, dict] = {}  # name -> {id, sub, seq, lost, offers}
+        self.subscribed: dict[str, dict] = {}  # name -> {id, sub, seq}
         self.warned: set[str] = set()
 
     def discover(self) -> None:
@@ -135,7 +136,6 @@ class BagRecorder(Node):
             entry = {
                 "id": topic_id,
                 "seq": SeqGapCounter(read) if read else None,
-                "lost": 0,
             }
             entry["sub"] = self._subscribe(name, msg_type, offers, entry)
             self.subscribed[name] = entry
@@ -157,42 +157,27 @@ class BagRecorder(Node):
                 writer.write(topic_id, now, now, data)
                 add(data)
 
-        def on_lost(event):
-            entry["lost"] += event.total_count_change
-
-        qos = adapted_qos(offers, self.qos_depth)
-        try:
-            return self.create_subscription(
-                msg_type,
-                name,
-                on_message,
-                qos,
-                raw=True,
-                event_callbacks=SubscriptionEventCallbacks(message_lost=on_lost),
-            )
-        except UnsupportedEventTypeError:
-            return self.create_subscription(msg_type, name, on_message, qos, raw=True)
+        # No message-lost event callback: with rmw_fastrtps_cpp 9.3.3 it deadlocked the recorder under heavy
+        # loss (gdb: the executor thread inside the event, holding its lock, waiting for the reader's lock, which
+        # a shared-memory receive thread held while waiting for the event's lock).
+        return self.create_subscription(msg_type, name, on_message, adapted_qos(offers, self.qos_depth), raw=True)
 
     def _warn_once(self, key, text):
         if key not in self.warned:
             self.warned.add(key)
             self.get_logger().warning(text)
 
-    def drops(self) -> dict[str, dict]:
-        """Per topic: {'seq_gaps', 'dds_lost', 'missed' (the larger of the two: they may see the same loss)}."""
-        result = {}
-        for name, entry in self.subscribed.items():
-            gaps = entry["seq"].missed if entry["seq"] else 0
-            result[name] = {"seq_gaps": gaps, "dds_lost": entry["lost"], "missed": max(gaps, entry["lost"])}
-        return result
+    def drops(self) -> dict[str, int]:
+        """Per topic with a ``seq`` counter: the messages missed (seq gaps)."""
+        return {name: entry["seq"].missed for name, entry in self.subscribed.items() if entry["seq"]}
 
     def drop_custom_data(self) -> dict[str, str]:
         drops = self.drops()
-        data = {"lumina.dropped_total": str(sum(d["missed"] for d in drops.values()))}
-        for name, d in drops.items():
-            if d["missed"]:
-                data[f"lumina.dropped.{name}"] = f"{d['missed']} (seq gaps {d['seq_gaps']}, dds lost {d['dds_lost']})"
+        data = {"lumina.dropped_total": str(sum(drops.values()))}
+        data.update({f"lumina.dropped.{name}": str(missed) for name, missed in drops.items() if missed})
         data["lumina.drop_counting"] = (
-            "seq gaps of messages that carry a seq counter, and the middleware's message-lost events"
+            "seq gaps of the topics whose messages carry a seq counter: "
+            + (", ".join(sorted(drops)) or "none")
+            + "; losses on other topics are not counted"
         )
         return data

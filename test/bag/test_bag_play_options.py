@@ -86,8 +86,9 @@ def test_space_pauses_and_resumes_on_a_terminal(processes, ros_node, tmp_path):
     assert len(arrivals) == held, "messages arrived while paused"
     os.write(controller, b" ")
     player.wait_for_output("resumed", timeout=10)
-    ros_node.spin_until(lambda: len(arrivals) == 200, timeout=30, what="the rest of the bag after resume")
-    assert player.popen.wait(timeout=15) == 0, player.output()
+    ros_node.spin_until(lambda: not player.running(), timeout=30, what="the end of the playback after resume")
+    ros_node.spin_for(0.5)
+    assert player.popen.returncode == 0 and len(arrivals) == 200, (len(arrivals), player.output())
     gaps = np.diff(arrivals)
     assert max(gaps) > 1.5  # the pause, and nothing lost around it
     os.close(controller)

@@ -174,7 +174,17 @@ class ProcessManager:
                         found.append(proc)
             except (OSError, psutil.Error):
                 continue
-        return [p for p in found if p.pid != os.getpid()]
+        found = [p for p in found if p.pid != os.getpid()]
+        # a grandchild SIGKILLed by stop() a moment ago may not be reaped yet: give it a second to go
+        _, alive = psutil.wait_procs(found, timeout=1.0)
+        return [p for p in alive if _not_zombie(p)]
+
+
+def _not_zombie(proc):
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def child_environment(domain_id, tmp_path):

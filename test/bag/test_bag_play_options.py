@@ -32,7 +32,10 @@ def write_bag(path, seconds=2.0, hz=100):
 
 
 def play(processes, bag, *args, **kwargs):
-    return processes.start([package_executable("lumina"), "bag", "play", str(bag), *args], name="player", **kwargs)
+    """The player, with a 1 s delay so this test's subscriptions are discovered before the first message (a
+    reliable message published before the match is lost to the subscriber, as with ros2 bag play)."""
+    command = [package_executable("lumina"), "bag", "play", str(bag), "--delay", "1", *args]
+    return processes.start(command, name="player", **kwargs)
 
 
 def test_clock_follows_the_bag_time_at_the_rate(processes, ros_node, tmp_path):
@@ -76,7 +79,7 @@ def test_space_pauses_and_resumes_on_a_terminal(processes, ros_node, tmp_path):
     arrivals = []
     ros_node.node.create_subscription(String, "/a", lambda m: arrivals.append(time.monotonic()), QoSProfile(depth=1000))
     controller, terminal = pty.openpty()
-    player = processes.start([package_executable("lumina"), "bag", "play", str(bag)], name="player", stdin=terminal)
+    player = play(processes, bag, stdin=terminal)
     ros_node.spin_until(lambda: len(arrivals) >= 25, timeout=30, what="playback under way")
     os.write(controller, b" ")
     player.wait_for_output("paused", timeout=10)

@@ -98,7 +98,9 @@ def test_recorded_streams_equal_what_was_published_and_play_back_in_order(proces
     # transient local: the latched message reaches this subscriber whenever it matches
     latched_qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     ros_node.node.create_subscription(String, TOPICS[2], keep(TOPICS[2]), latched_qos, raw=True)
-    player = processes.start(lumina("bag", "play", str(bag), "--disable-keyboard-controls"), name="player")
+    player = processes.start(
+        lumina("bag", "play", str(bag), "--delay", "1", "--disable-keyboard-controls"), name="player"
+    )
     ros_node.spin_until(
         lambda: len(received[TOPICS[0]]) == n_chat and len(received[TOPICS[1]]) == n_state,
         timeout=30,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 
 from .ament_index import find_launch_file_in_package
 from .description import LaunchError, format_show_args
@@ -111,20 +112,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lumina_launch: error: {e}", file=sys.stderr)
         return 2
     path = os.path.abspath(path)
-    try:
-        if args.show_args:
-            sys.stdout.write(format_show_args(describe_launch_arguments(path)))
+    # -p only prints: the parameter files it generates (their contents are printed) go into a directory removed
+    # afterwards, instead of piling up in /tmp as a run's do
+    with tempfile.TemporaryDirectory(prefix="lumina_launch_print_") as print_dir:
+        try:
+            if args.show_args:
+                sys.stdout.write(format_show_args(describe_launch_arguments(path)))
+                return 0
+            result = parse_launch_file(path, launch_args, params_dir=print_dir if args.print else None)
+        except LaunchError as e:
+            print(f"[ERROR] [launch]: {e}", file=sys.stderr)
+            return 1
+        for w in result.warnings:
+            print(f"[WARNING] [launch]: {w}", file=sys.stderr)
+        if args.print:
+            for spec in result.processes:
+                print(format_process(spec))
             return 0
-        result = parse_launch_file(path, launch_args)
-    except LaunchError as e:
-        print(f"[ERROR] [launch]: {e}", file=sys.stderr)
-        return 1
-    for w in result.warnings:
-        print(f"[WARNING] [launch]: {w}", file=sys.stderr)
-    if args.print:
-        for spec in result.processes:
-            print(format_process(spec))
-        return 0
     try:
         return run(result.processes, log_dir=args.log_dir)
     except OSError as e:

@@ -361,6 +361,32 @@ def _param_dict(ctx, el: XElement, prefix: str, out: dict[str, object]):
         out[full] = _param_value(ctx, el)
 
 
+class _QuotedStr(str):
+    """A string parameter value: written double-quoted, as Kilted's launch_ros (0.28.1+, ros2/launch_ros#436)
+    writes every string, so '1e3' or 'true' given as a string stays a string for the node's YAML parser."""
+
+
+class _ParamDumper(yaml.SafeDumper):
+    pass
+
+
+_ParamDumper.add_representer(
+    _QuotedStr, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", str(value), style='"')
+)
+
+
+def _params_yaml(key: str, params: dict) -> str:
+    def quoted(value):
+        if isinstance(value, str):
+            return _QuotedStr(value)
+        if isinstance(value, list):
+            return [quoted(v) for v in value]
+        return value
+
+    values = {name: quoted(value) for name, value in params.items()}
+    return yaml.dump({key: {"ros__parameters": values}}, Dumper=_ParamDumper, default_flow_style=False)
+
+
 def _write_params(ctx, content: str) -> str:
     with tempfile.NamedTemporaryFile(mode="w", prefix="launch_params_", delete=False, dir=ctx.params_dir) as h:
         h.write(content)
@@ -442,7 +468,7 @@ def _do_process(ctx: _Context, el: XElement):
                 params: dict[str, object] = {}
                 _param_dict(ctx, p, "", params)
                 key = node_full_name if node_full_name is not None else "/**"
-                content = yaml.dump({key: {"ros__parameters": params}}, default_flow_style=False)
+                content = _params_yaml(key, params)
                 param_files.append(ParamFile(_write_params(ctx, content), content))
         for pf in param_files:
             cmd += ["--params-file", pf.path]

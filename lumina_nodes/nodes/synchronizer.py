@@ -201,6 +201,7 @@ class Synchronizer(Node):
             from_field(msg.sample_age, np.float64),
         ]
         status = from_field(msg.status, np.uint8)
+        mismatch = ""
         if status.size in (0, ids.size) and all(a.size == ids.size for a in arrays):
             # STALE/FAULT elements repeat the jewel's last report: not new samples, so not ingested (and not
             # counted as rejects); they stay in the command batch.
@@ -211,8 +212,13 @@ class Synchronizer(Node):
                 driver.stale_elements += int(fresh.size - np.count_nonzero(fresh))
             phase, frequency, offset, sample_age = arrays
             sample_time = stamp - sample_age
-        else:  # the kernel rejects the message as a length mismatch
+        else:  # the kernel rejects the message as a length mismatch; the warning names the message's own fields
             reported, (phase, frequency, offset, sample_age), sample_time = ids, arrays, np.zeros(0)
+            names = ("phase", "frequency", "frequency_offset", "sample_age", "status")
+            sizes = dict(zip(names, [a.size for a in arrays] + [status.size], strict=True))
+            mismatch = ", ".join(
+                f"{k} {v}" for k, v in sizes.items() if v != ids.size and not (k == "status" and v == 0)
+            )
         if driver.driver_id in self.released:  # not taken: its jewels fall silent and run free, still commanded
             driver.batches_released += 1
             reported, phase, frequency, offset, sample_time = (a[:0] for a in (ids, phase, frequency, offset, ids))
@@ -221,9 +227,11 @@ class Synchronizer(Node):
         self._count_rejects(report)
         if report.message_error:
             driver.batches_rejected += 1
+            reason = report.message_error
+            if mismatch:
+                reason = f"array lengths differ from ids ({ids.size}): {mismatch}"
             self.get_logger().warning(
-                f"state batch {msg.seq} of {driver.namespace} rejected: {report.message_error}",
-                throttle_duration_sec=5.0,
+                f"state batch {msg.seq} of {driver.namespace} rejected: {reason}", throttle_duration_sec=5.0
             )
             return
         driver.ids_field = msg.ids

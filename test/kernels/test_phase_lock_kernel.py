@@ -292,6 +292,18 @@ def test_time_duplicate_and_conflict_rejections():
     assert dict(zip(res.drivers.driver_key.tolist(), res.drivers.active.tolist(), strict=True)) == {1: 0, 2: 3}
 
 
+def test_jewel_none_is_never_a_jewel():
+    """0xFFFFFFFF means "no jewel" (BioDreamSample.JEWEL_NONE): a batch carrying it keeps its other elements."""
+    k, ids, ph, fr, of = _fresh()
+    bad = ids.copy()
+    bad[3] = 0xFFFFFFFF
+    rep = k.ingest(1, bad, ph, fr, of, np.full(8, 10.02), 10.02)
+    assert rep.rejected["reserved_id"] == 1 and rep.accepted == 7
+    res = k.step(10.03)
+    assert res.jewels_total == 8  # the 8 of _fresh(); nothing was registered for 0xFFFFFFFF
+    assert k.lookup(np.array([0xFFFFFFFF], np.uint32))[0] < 0
+
+
 def test_register_cache_growth_and_command_order():
     k = PhaseLockKernel(4, SyncConfig())
     ids = np.array([7, 3, 9, 1, 12, 40], dtype=np.uint32)

@@ -135,10 +135,10 @@ def test_node_command_line_and_param_files(prefix, tmp_path, monkeypatch):
     assert [pf.content for pf in gen] == [
         "/ns1/talker:\n  ros__parameters:\n    rate: 7\n",
         "/ns1/talker:\n  ros__parameters:\n    group.gain: 1.5\n    group.inner.flag: true\n",
-        "/ns1/talker:\n  ros__parameters:\n    names:\n    - a\n    - b\n    - c\n",
+        '/ns1/talker:\n  ros__parameters:\n    names:\n    - "a"\n    - "b"\n    - "c"\n',
         "/ns1/talker:\n  ros__parameters:\n    ints:\n    - 1\n    - 2\n    - 3\n",
-        "/ns1/talker:\n  ros__parameters:\n    as_str: '5'\n",
-        "/ns1/talker:\n  ros__parameters:\n    label: hello world\n",
+        '/ns1/talker:\n  ros__parameters:\n    as_str: "5"\n',
+        '/ns1/talker:\n  ros__parameters:\n    label: "hello world"\n',
     ]
     for pf in gen:
         assert Path(pf.path).read_text() == pf.content
@@ -162,7 +162,7 @@ def test_param_file_key_is_wildcard_without_name_or_namespace(prefix, tmp_path):
     a, b, c = res.processes
     assert a.param_files[0].content == "/**:\n  ros__parameters:\n    a: 1\n"
     assert a.cmd[1:] == ["--ros-args", "-r", "__node:=only_name", "--params-file", a.param_files[0].path]
-    assert b.param_files[0].content == "/**:\n  ros__parameters:\n    a: x\n"
+    assert b.param_files[0].content == '/**:\n  ros__parameters:\n    a: "x"\n'
     assert b.cmd[1:4] == ["--ros-args", "-r", "__ns:=/only_ns"]
     # no name, no namespace: just the trailing --ros-args, label from exec_name
     assert c.cmd == [str(prefix / "lib/demo/talker"), "--ros-args"] and c.name == "bare-3"
@@ -811,3 +811,54 @@ def test_emulate_tty_gives_the_child_a_terminal(tmp_path):
     assert rc == 0, out
     lines = out.splitlines()
     assert "[tty-1] tty True True" in lines and "[pipe-2] tty False False" in lines, out
+
+
+def test_string_params_stay_strings_for_the_node_as_under_kilted(prefix, tmp_path):
+    """Strings are written double-quoted (Kilted launch_ros 0.28.1+), so rcl's parameter parser, which a node
+    uses on --params-file, reads '1e3' and 'true' given as strings as STRING, and numbers as numbers."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    path = write(
+        tmp_path,
+        """
+        <launch>
+          <node pkg="demo" exec="talker" name="typed">
+            <param name="exp" value="1e3" type="str"/>
+            <param name="flag" value="true" type="str"/>
+            <param name="number" value="2.5"/>
+          </node>
+        </launch>""",
+    )
+    (proc,) = parse(path, tmp_path=tmp_path).processes
+    args = ["--ros-args", *[x for pf in proc.param_files for x in ("--params-file", pf.path)]]
+    context = rclpy.Context()
+    rclpy.init(args=args, context=context)
+    try:
+        node = rclpy.create_node("typed", context=context, automatically_declare_parameters_from_overrides=True)
+        types = {name: node.get_parameter(name).type_ for name in ("exp", "flag", "number")}
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+    assert types == {
+        "exp": Parameter.Type.STRING,
+        "flag": Parameter.Type.STRING,
+        "number": Parameter.Type.DOUBLE,
+    }
+
+
+def test_print_leaves_no_parameter_files_behind(tmp_path):
+    """`lumina_launch -p` prints each generated parameter file's contents and removes the files afterwards."""
+    from harness import package_executable
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    run = subprocess.run(
+        [package_executable("lumina_launch"), "lumina_nodes", "city.launch.xml", "size:=small", "-p"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("params-file (generated)") >= 10 and "ros__parameters" in run.stdout
+    assert list(tmp_path.rglob("launch_params_*")) == []

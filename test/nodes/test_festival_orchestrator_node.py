@@ -171,7 +171,7 @@ def test_cancel_returns_the_city_to_a_safe_state(processes, ros_node, tmp_path):
     wait_city_up(ros_node)
     goal = Goal(ros_node, program)
     # mid-program: the drill runs, plaza_2 is released, the gains are not nominal
-    ros_node.spin_until(lambda: get_parameters(ros_node, ["released_plazas"])[0] == ["plaza_2"], 10, "plaza_2 released")
+    ros_node.spin_until(lambda: get_parameters(ros_node, ["released_plazas"])[0] == ["plaza_2"], 20, "plaza_2 released")
     assert get_parameters(ros_node, ["coupling_by_stage"])[0] == [0.5] * 5
     cancel = goal.handle.cancel_goal_async()
     ros_node.spin_until(cancel.done, 10, "the cancel answer")

@@ -126,6 +126,10 @@ def test_bad_state_input_is_rejected_counted_and_never_used(fake_driver, process
     dup = ids.copy()
     dup[3] = dup[2]  # duplicate ids: both rejected
     pub.publish(state_batch(ros_node, dup, good, freq))
+    ros_node.spin_for(0.2)  # the fake driver's publisher keeps the last 5 batches (BATCH_QOS): not a burst of 7
+    none = ids.copy()
+    none[4] = 0xFFFFFFFF  # JEWEL_NONE, "no jewel": never a jewel id
+    pub.publish(state_batch(ros_node, none, good, freq))
     mismatched = state_batch(ros_node, ids, good, freq)
     mismatched.phase = to_field(good[:7], np.float64)  # mismatched lengths: whole message
     pub.publish(mismatched)
@@ -144,6 +148,7 @@ def test_bad_state_input_is_rejected_counted_and_never_used(fake_driver, process
         "non_finite": 1,
         "bad_frequency": 1,
         "duplicate_id": 2,
+        "reserved_id": 1,
         "length_mismatch": 10,
         "future_sample": 10,
     }

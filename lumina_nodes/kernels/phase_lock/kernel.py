@@ -52,6 +52,7 @@ import math
 
 import numpy as np
 
+from lumina_nodes.constants import JEWEL_NONE
 from lumina_nodes.phase import INV_TWO_PI, TWO_PI, wrap_cycles, wrap_phase
 
 from .channels import assign_channels
@@ -405,6 +406,15 @@ class PhaseLockKernel:
                 return rep
             ids_a = ids_a.astype(np.uint32)
         ph, fr, of = arrs
+        reserved = ids_a == JEWEL_NONE
+        if reserved.any():  # "no jewel" is not an id (rare: the elements are dropped, counted, the rest kept)
+            rep.rejected["reserved_id"] += int(reserved.sum())
+            keep = ~reserved
+            ids_a, ph, fr, of = ids_a[keep], ph[keep], fr[keep], of[keep]
+            st = st if st.ndim == 0 else st[keep]
+            n = len(ids_a)
+            if not n:
+                return rep
         slots, codes, start = self._register(driver_key, ids_a, now)
         scalar_t = st.ndim == 0
         stv = float(st) if scalar_t else st

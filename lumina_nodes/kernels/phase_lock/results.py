@@ -11,6 +11,7 @@ import numpy as np
 #: Rejection reasons of single elements, in the order they are tested (an element is counted once, under its
 #: first reason).
 REJECT_REASONS = (
+    "reserved_id",  # the id is JEWEL_NONE (0xFFFFFFFF, "the participant wears no jewel"), never a jewel
     "duplicate_id",  # the id occurs more than once in the batch (all its occurrences are rejected)
     "id_conflict",  # the id is owned by another driver that reported it within silence_timeout_s
     "non_finite",  # phase, frequency or frequency_offset is NaN or infinite

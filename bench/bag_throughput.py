@@ -271,23 +271,6 @@ class BenchDomain:
         self._handle.close()
 
 
-def wait_for(process, pattern, timeout):
-    """Poll a ManagedProcess's output every 10 ms until ``pattern`` matches (multiline); return the match."""
-    regex = re.compile(pattern, re.MULTILINE)
-    deadline = time.monotonic() + timeout
-    while True:
-        match = regex.search(process.output())
-        if match:
-            return match
-        if not process.running():
-            raise RuntimeError(
-                f"{process.name} exited ({process.popen.returncode}) before {pattern!r}:\n{process.output()}"
-            )
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{process.name}: no {pattern!r} within {timeout} s:\n{process.output()}")
-        time.sleep(0.01)
-
-
 class Bench:
     def __init__(self, manager, folder: Path, lumina: str):
         self.manager, self.folder, self.lumina = manager, folder, lumina
@@ -307,13 +290,13 @@ class Bench:
         )
         publisher = None
         try:
-            wait_for(recorder, r"recording into", 30)
+            recorder.wait_for_output(r"recording into", 30)
             publisher = self.publisher(*child_args)
-            wait_for(publisher, r"^START$", 40)
+            publisher.wait_for_output(r"(?m)^START$", 40)
             process = psutil.Process(recorder.pid)
             cpu0 = sum(process.cpu_times()[:2])
-            done = wait_for(
-                publisher, r"^DONE published=(\d+) window=([\d.]+) lag_max=([\d.]+) acked=(\d)$", duration * 4 + 30
+            done = publisher.wait_for_output(
+                r"(?m)^DONE published=(\d+) window=([\d.]+) lag_max=([\d.]+) acked=(\d)$", duration * 4 + 30
             )
             time.sleep(1.0)
             cpu1 = sum(process.cpu_times()[:2])

@@ -258,6 +258,10 @@ class JewelDriver(Node):
             )
         ]
         for level, name, message, values in self.backend.diagnostics():
+            if level >= DiagnosticLevel.ERROR:
+                # a failure the operator must act on (no device, every jewel silent) is logged, not only
+                # published on /diagnostics; once per 10 s while it lasts
+                self.get_logger().error(f"{name}: {message}", throttle_duration_sec=10.0)
             statuses.append(diagnostic_status(min(level, DiagnosticLevel.ERROR), name, message, self.driver_id, values))
         return statuses
 

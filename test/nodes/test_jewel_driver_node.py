@@ -280,3 +280,11 @@ def test_invalid_configuration_exits_with_a_clear_error(processes):
     sync = processes.start_node("synchronizer", "-p", "max_offset_hz:=-1.0")
     assert sync.popen.wait(timeout=20) == 1
     assert "max_offset_hz" in sync.output()
+
+
+def test_a_missing_serial_device_is_logged_at_error_and_the_driver_keeps_trying(processes, tmp_path):
+    """Issue 15 item 5: the reason was only on /diagnostics; the operator sees it in the log now."""
+    port = tmp_path / "ttyNOTHERE"
+    driver = processes.start_node("jewel_driver", "-p", "backend:=serial", "-p", f"port:={port}")
+    driver.wait_for_output(rf"\[ERROR\].*jewel serial.*disconnected from {port}", timeout=20)
+    assert driver.running()

@@ -15,6 +15,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
@@ -107,7 +108,12 @@ def declare_parameters(node, params):
     An override of the wrong type, outside its range or its choices raises StartupError saying which.
     """
     values = {}
+    overrides = getattr(node, "_parameter_overrides", {})  # rclpy keeps --ros-args/-p and params-file values here
     for param in params:
+        override = overrides.get(param.name)
+        if isinstance(param.default, float) and override is not None and override.type_ == Parameter.Type.INTEGER:
+            # `speed:=2` or `value="2"` for a double parameter: the number the user meant, not a type error
+            overrides[param.name] = Parameter(param.name, Parameter.Type.DOUBLE, float(override.value))
         try:
             values[param.name] = node.declare_parameter(param.name, param.default, param.descriptor()).value
         except ParameterException as error:

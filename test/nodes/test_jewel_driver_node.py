@@ -288,3 +288,13 @@ def test_a_missing_serial_device_is_logged_at_error_and_the_driver_keeps_trying(
     driver = processes.start_node("jewel_driver", "-p", "backend:=serial", "-p", f"port:={port}")
     driver.wait_for_output(rf"\[ERROR\].*jewel serial.*disconnected from {port}", timeout=20)
     assert driver.running()
+
+
+def test_an_integer_for_a_double_parameter_is_the_number_meant(processes):
+    """Issue 15 item 6: `sim_speed:=2` used to kill sim_clock with "expecting DOUBLE"; -1 gave a type message."""
+    driver = processes.start_node("jewel_driver", "-p", "publish_rate_hz:=25")
+    driver.wait_for_output(r"driver '.*' up: backend sim, 16 jewels, 25 Hz", timeout=20)
+    clock = processes.start_node("sim_clock", "-p", "speed:=-1")
+    assert clock.popen.wait(timeout=20) == 1
+    out = clock.output()
+    assert "speed" in out and "DOUBLE" not in out and "range" in out, out

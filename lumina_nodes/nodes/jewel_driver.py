@@ -158,8 +158,8 @@ class JewelDriver(Node):
         snapshot = self.backend.poll(now)
         msg = JewelStateBatch(driver_id=self.driver_id, seq=self.seq)
         # A second clock read, after polling: the sample ages are relative to `now`, so this stamp is late by the
-        # poll time (issue 13 item 6). Stamping `now` instead made the small festival city lose plazas (2 of 3
-        # runs of test_small_city_plays_the_festival_night_and_heals): open, to be understood before changing.
+        # poll time (issue 13 item 6 asks for `now`). Stamping `now` was tried and taken back: a CI run of the
+        # festival system test lost plazas with it, and the cause was not found (see the issue 15 closing note).
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.ids = to_field(snapshot.ids, np.uint32)
         msg.phase = to_field(snapshot.phase, np.float64)

@@ -19,12 +19,12 @@
    same run: a publisher process that time.sleep()s to each due time (the naive scheduler), same QoS as the
    player (reliable, keep-last 1000).
 
-Every process runs on loopback in a DDS domain of 150..159 leased for the run. The machine has 2 cores and the
-publisher takes much of one: a rate the publisher could not hold is marked in the tables, and the 1-minute load
-average at the start and end is in the JSON (other work on the machine moves every figure here). A recorder that
-does not exit within 20 s of SIGINT is killed and marked HUNG (seen at 40,000-60,000 msgs/s while the recorder
-still registered a message-lost event callback: rmw_fastrtps_cpp 9.3.3 deadlocked in it; the recorder no longer
-registers it and closes the bag from a watchdog 3 s after a stop signal); its bag is reindexed and counted.
+Every process runs on loopback in a DDS domain leased for the run (test/harness.py's DomainLease). The machine has
+2 cores and the publisher takes much of one: a rate the publisher could not hold is marked in the tables, and the
+1-minute load average at the start and end is in the JSON (other work on the machine moves every figure here). A
+recorder that does not exit within 20 s of SIGINT is killed and marked HUNG (seen at 40,000-60,000 msgs/s while the
+recorder still registered a message-lost event callback: rmw_fastrtps_cpp 9.3.3 deadlocked in it; the recorder no
+longer registers it and closes the bag from a watchdog 3 s after a stop signal); its bag is reindexed and counted.
 
 Targets: >= 20,000 small msgs/s with zero drops; the large-city stream (~29 MB/s) with zero drops; replay
 p99 <= 1 ms at 1x. Last line: one JSON object (max_zero_drop_msgs_per_s, batch_msgs_per_s, mb_per_s,
@@ -35,7 +35,6 @@ recorder_cpu_cores, replay_p50_ms_1x, replay_p99_ms_1x, replay_p99_ms_10x, ...).
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -50,14 +49,13 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "test"))
-from harness import ProcessManager, RosTestNode, child_environment
+from harness import DomainLease, ProcessManager, RosTestNode, child_environment
 from lumina_nodes.bag import BagError
 from lumina_nodes.bag.metadata import qos_entry
 from lumina_nodes.bag.reader import BagReader
 from lumina_nodes.bag.reindex import reindex
 from lumina_nodes.bag.writer import BagWriter
 
-BENCH_DOMAINS = range(150, 160)
 SMALL_TOPIC = "/bench/small"
 BATCH_TOPIC = "/bench/batch"
 REPLAY_TOPIC = "/bench/replay"
@@ -247,28 +245,6 @@ def child(argv) -> int:
 
 
 # -- the bench -----------------------------------------------------------------------------------------------
-
-
-class BenchDomain:
-    """An exclusive lock on one DDS domain id of 150..159 (the lock files test/harness.py's DomainLease uses, so
-    a test run at the same time never shares it)."""
-
-    def __enter__(self):
-        lock_dir = Path(tempfile.gettempdir()) / "lumina-test-domains"
-        lock_dir.mkdir(exist_ok=True)
-        for domain in BENCH_DOMAINS:
-            handle = open(lock_dir / f"{domain}.lock", "w")  # closed in __exit__
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                continue
-            self.domain_id, self._handle = domain, handle
-            return domain
-        raise RuntimeError(f"no free DDS domain id in {BENCH_DOMAINS.start}..{BENCH_DOMAINS.stop - 1}")
-
-    def __exit__(self, *exc):
-        self._handle.close()
 
 
 class Bench:
@@ -591,7 +567,9 @@ def main(argv=None):
     began, load_start = time.monotonic(), os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lumina-bag-bench-")))
-        domain = stack.enter_context(BenchDomain())
+        lease = DomainLease()  # a domain no test or other bench uses (the suite's lock files)
+        stack.callback(lease.release)
+        domain = lease.domain_id
         manager = ProcessManager(child_environment(domain, folder), folder)
         stack.callback(manager.stop_all)
         bench = Bench(manager, folder, lumina)

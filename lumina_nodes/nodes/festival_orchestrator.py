@@ -27,6 +27,7 @@ from builtin_interfaces.msg import Duration
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.task import Future
 
@@ -72,6 +73,7 @@ PARAMS = (
     Param("view_period_s", 1.0, "Period of the live view on stdout, s (0: none).", 0.0, 60.0, read_only=True),
 )
 PLAZA_SILENT_S = 1.5  # a plaza whose driver has not reported for this long is reported silent
+CITY_WAIT_S = 5.0  # a goal waits this long (wall clock) for the city to report before it is refused
 BAR = " ▏▎▍▌▋▊▉█"
 
 
@@ -127,6 +129,8 @@ class FestivalOrchestrator(Node):
         except (ValueError, OSError, LookupError) as error:
             raise StartupError(f"invalid configuration: {error}") from error
         self.sync, self.sync_arrival = None, None
+        self.city_waiters: list[Future] = []  # goals waiting for a first /sync/state with plazas
+        self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.synchronizer_silent, self.silent_plazas = False, set()
         self.run, self.last_run = None, None
         self.lighting = ""
@@ -158,6 +162,11 @@ class FestivalOrchestrator(Node):
     # ------------------------------------------------------------------------------------------ inputs
     def _on_sync(self, msg):
         self.sync, self.sync_arrival = msg, clock_seconds(self)
+        if msg.plazas:
+            for waiter in self.city_waiters:
+                if not waiter.done():
+                    waiter.set_result(True)
+            self.city_waiters.clear()
         if self.synchronizer_silent:
             self.synchronizer_silent = False
             self._event(EventLevel.INFO, "synchronizer_back", "the synchronizer reports again")
@@ -201,6 +210,7 @@ class FestivalOrchestrator(Node):
             program = load_program(resolve_program(request.program, self.programs_dir))
             if self.run is not None:
                 raise ProgramError(f"program {self.run.sequencer.program.name} is running")
+            await self._wait_for_city()
             self._start(program, scale, goal_handle)
         except (ProgramError, ValueError) as error:
             self.get_logger().error(f"program {request.program!r} not run: {error}")
@@ -229,6 +239,19 @@ class FestivalOrchestrator(Node):
     @staticmethod
     def _nan_marks():
         return {"time_to_detect": math.nan, "time_to_recover": math.nan, "min_order_parameter": math.nan}
+
+    async def _wait_for_city(self):
+        """Wait up to CITY_WAIT_S (wall clock) for a /sync/state with plazas: a goal sent just after the city came up
+        must not be refused because this node's subscription has not caught up yet."""
+        if self.sync is not None and self.sync.plazas:
+            return
+        waiter = Future()
+        self.city_waiters.append(waiter)
+        timer = self.create_timer(CITY_WAIT_S, lambda: waiter.done() or waiter.set_result(False), clock=self.steady)
+        try:
+            await waiter
+        finally:
+            self.destroy_timer(timer)
 
     def _start(self, program, scale, goal_handle):
         if self.sync is None or not self.sync.plazas:

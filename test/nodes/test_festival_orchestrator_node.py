@@ -250,3 +250,30 @@ def test_a_refused_call_is_retried_and_one_that_never_answers_is_reported(proces
     ]
     assert "[ERROR]" in orchestrator.output() and "gave up after 3 attempts" in orchestrator.output()
     assert status == 4  # the program itself ran to its end
+
+
+def test_a_goal_sent_before_the_city_reports_waits_for_it(processes, ros_node, tmp_path):
+    """A goal that arrives before the orchestrator has seen a /sync/state with plazas waits up to 5 s for one (it
+    used to be refused at once: "no plazas reporting"), and is refused with that reason when none comes."""
+    program = tmp_path / "hold.yaml"
+    program.write_text("program: hold\nphases:\n  - name: hold\n    lighting: harmony\n    duration: 1\n")
+    processes.start_node("festival_orchestrator")
+    lonely = Goal(ros_node, program)  # no synchronizer at all: refused after the wait, with the reason
+    status, result = lonely.result(20)
+    assert status == 6 and "no plazas reporting" in result.message, result.message
+    goal = Goal(ros_node, program)  # now the city comes up while the goal waits
+    for k in (1, 2):
+        processes.start_node(
+            "jewel_driver",
+            "-r",
+            f"__ns:=/plaza_{k}",
+            "-p",
+            f"driver_id:=plaza_{k}",
+            "-p",
+            f"first_id:={(k - 1) * 50 + 1}",
+            "-p",
+            "jewel_count:=50",
+        )
+    processes.start_node("synchronizer")
+    status, result = goal.result(30)
+    assert status == 4 and result.success, result  # SUCCEEDED

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -81,44 +82,59 @@ def qos_yaml(entries: list[dict]) -> str:
     return yaml.safe_dump(list(entries), sort_keys=False, default_flow_style=False)
 
 
-def bag_metadata(*, files: list[dict], topics: list[dict], compression: str, custom_data: dict) -> dict:
-    """BagMetadata (version 9) of a bag.
+class FileSpan(NamedTuple):
+    """One storage file of a bag: its name in the bag directory, first and last receive time (ns), messages."""
 
-    ``files``: [{path, starting_time_ns, duration_ns, message_count}]; ``topics``: [{name, type, qos (list of
-    :func:`qos_entry`), type_description_hash, message_count}]; ``compression``: "" or the MCAP chunk
-    compression (rosbag2 writes no compression mode for MCAP's own chunk compression, so neither does this).
-    """
-    counted = [f for f in files if f["message_count"]]
-    start = min((f["starting_time_ns"] for f in counted), default=0)
-    end = max((f["starting_time_ns"] + f["duration_ns"] for f in counted), default=0)
+    path: str
+    start_ns: int
+    end_ns: int
+    message_count: int
+
+
+class TopicCount(NamedTuple):
+    """One topic of a bag: name, type, offered QoS (list of :func:`qos_entry`), type hash, messages."""
+
+    name: str
+    type: str
+    qos: list
+    type_hash: str
+    message_count: int
+
+
+def bag_metadata(*, files: list[FileSpan], topics: list[TopicCount], custom_data: dict) -> dict:
+    """BagMetadata (version 9) of a bag. Compression format and mode are empty: rosbag2 writes none for MCAP's own
+    chunk compression."""
+    counted = [f for f in files if f.message_count]
+    start = min((f.start_ns for f in counted), default=0)
+    end = max((f.end_ns for f in counted), default=0)
     return {
         "version": VERSION,
         "storage_identifier": STORAGE_ID,
         "duration": {"nanoseconds": end - start},
         "starting_time": {"nanoseconds_since_epoch": start},
-        "message_count": sum(f["message_count"] for f in files),
+        "message_count": sum(f.message_count for f in files),
         "topics_with_message_count": [
             {
                 "topic_metadata": {
-                    "name": t["name"],
-                    "type": t["type"],
+                    "name": t.name,
+                    "type": t.type,
                     "serialization_format": "cdr",
-                    "offered_qos_profiles": list(t["qos"]),
-                    "type_description_hash": t.get("type_description_hash", ""),
+                    "offered_qos_profiles": list(t.qos),
+                    "type_description_hash": t.type_hash,
                 },
-                "message_count": t["message_count"],
+                "message_count": t.message_count,
             }
             for t in topics
         ],
         "compression_format": "",
         "compression_mode": "",
-        "relative_file_paths": [f["path"] for f in files],
+        "relative_file_paths": [f.path for f in files],
         "files": [
             {
-                "path": f["path"],
-                "starting_time": {"nanoseconds_since_epoch": f["starting_time_ns"]},
-                "duration": {"nanoseconds": f["duration_ns"]},
-                "message_count": f["message_count"],
+                "path": f.path,
+                "starting_time": {"nanoseconds_since_epoch": f.start_ns},
+                "duration": {"nanoseconds": f.end_ns - f.start_ns},
+                "message_count": f.message_count,
             }
             for f in files
         ],

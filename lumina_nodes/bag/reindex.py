@@ -16,7 +16,7 @@ from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, IndexType, Writer
 
 from . import BagError
-from .metadata import bag_metadata, read_metadata, write_metadata
+from .metadata import FileSpan, TopicCount, bag_metadata, read_metadata, write_metadata
 from .reader import READ_ERRORS, BagReader, _file_index, _summary
 from .writer import LIBRARY, PROFILE
 
@@ -108,25 +108,8 @@ def reindex(bag_dir) -> list[str]:
             custom = {}
         os.replace(bag_dir / "metadata.yaml", bag_dir / "metadata.yaml.old")
     reader = BagReader(bag_dir)  # no metadata.yaml now: reads the files' summaries
-    files = [
-        {
-            "path": f.path.name,
-            "starting_time_ns": f.start_ns,
-            "duration_ns": f.end_ns - f.start_ns,
-            "message_count": f.message_count,
-        }
-        for f in reader.files
-    ]
-    topics = [
-        {
-            "name": t.name,
-            "type": t.type,
-            "qos": t.qos,
-            "type_description_hash": t.type_hash,
-            "message_count": t.message_count,
-        }
-        for t in reader.topics.values()
-    ]
-    write_metadata(bag_dir, bag_metadata(files=files, topics=topics, compression="", custom_data=custom))
+    files = [FileSpan(f.path.name, f.start_ns, f.end_ns, f.message_count) for f in reader.files]
+    topics = [TopicCount(t.name, t.type, t.qos, t.type_hash, t.message_count) for t in reader.topics.values()]
+    write_metadata(bag_dir, bag_metadata(files=files, topics=topics, custom_data=custom))
     report.append(f"metadata.yaml rebuilt: {reader.message_count} messages in {len(files)} files")
     return report

@@ -20,7 +20,7 @@ from mcap.writer import CompressionType, IndexType, Writer
 
 from . import BagError
 from .definitions import message_definition
-from .metadata import bag_metadata, qos_yaml, write_metadata
+from .metadata import FileSpan, TopicCount, bag_metadata, qos_yaml, write_metadata
 
 COMPRESSION = {"none": CompressionType.NONE, "zstd": CompressionType.ZSTD, "lz4": CompressionType.LZ4}
 PROFILE = "ros2"
@@ -269,26 +269,9 @@ class BagWriter:
 
     def metadata(self) -> dict:
         """BagMetadata (version 9) of what was written so far."""
-        files = [
-            {
-                "path": f["path"],
-                "starting_time_ns": f["start"],
-                "duration_ns": f["end"] - f["start"],
-                "message_count": f["message_count"],
-            }
-            for f in self.files
-        ]
-        topics = [
-            {
-                "name": t.name,
-                "type": t.type,
-                "qos": t.qos,
-                "type_description_hash": t.type_hash,
-                "message_count": t.count,
-            }
-            for t in self.topics
-        ]
-        return bag_metadata(files=files, topics=topics, compression=self.compression, custom_data=self.custom_data)
+        files = [FileSpan(f["path"], f["start"], f["end"], f["message_count"]) for f in self.files]
+        topics = [TopicCount(t.name, t.type, t.qos, t.type_hash, t.count) for t in self.topics]
+        return bag_metadata(files=files, topics=topics, custom_data=self.custom_data)
 
 
 def _channel_metadata(topic: _Topic) -> dict:

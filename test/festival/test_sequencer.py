@@ -193,13 +193,15 @@ def test_harmony_counts_resolved_clusters_as_one_rhythm():
     assert seq.result.harmony_reached and seq.result.healed_at == pytest.approx(1.1)
 
 
+#: NIGHT with reflective sessions before the healing phase.
+NIGHT_WITH_SESSIONS = NIGHT.replace(
+    "  - name: heal\n",
+    "  - name: sessions\n    sessions: {order_parameter: 0.9, for: 0.2, timeout_each: 5}\n  - name: heal\n",
+)
+
+
 def test_harmony_counts_only_once_every_plaza_is_back():
-    program = parse_program(
-        NIGHT.replace(
-            "  - name: heal\n",
-            "  - name: sessions\n    sessions: {order_parameter: 0.9, for: 0.2, timeout_each: 5}\n  - name: heal\n",
-        )
-    )
+    program = parse_program(NIGHT_WITH_SESSIONS)
     seq = Sequencer(program, PLAZAS)
     seq.start(0.0)
     chaos = Observation(0.9, 0.9, 2, dict.fromkeys(PLAZAS, 0.9), unresolved_clusters=2)
@@ -215,12 +217,7 @@ def test_harmony_counts_only_once_every_plaza_is_back():
 def test_harmony_reached_before_the_sessions_counts_again_only_after_them():
     """The synchronizer heals the clusters during chaos (one rhythm); the sessions then release plazas: harmony
     is the moment every plaza is back, not the earlier healing."""
-    program = parse_program(
-        NIGHT.replace(
-            "  - name: heal\n",
-            "  - name: sessions\n    sessions: {order_parameter: 0.9, for: 0.2, timeout_each: 5}\n  - name: heal\n",
-        )
-    )
+    program = parse_program(NIGHT_WITH_SESSIONS)
     seq = Sequencer(program, PLAZAS)
     seq.start(0.0)
     run(seq, [observe(0.99)] * 3 + [observe(0.95, clusters=2)] * 4)  # resolved clusters: whole at once

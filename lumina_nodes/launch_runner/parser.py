@@ -636,6 +636,11 @@ def _nested_too_deeply(path: str) -> LaunchError:
 
 
 def describe_launch_arguments(path: str, *, environ=None) -> list[LaunchArgument]:
+    """The arguments a user can pass (``ros2 launch -s``), defaults evaluated.
+
+    Unlike ros2 launch, an argument of an included file that the include sets itself is left out (the user
+    cannot set it), and a default that is a substitution shows its value from the defaults before it, then the
+    substitution: ``'250', from eval(...)``."""
     ctx = _Context(os.environ if environ is None else environ, None)
     root = _load(ctx, path)
     try:
@@ -643,12 +648,21 @@ def describe_launch_arguments(path: str, *, environ=None) -> list[LaunchArgument
     except RecursionError:
         raise _nested_too_deeply(path) from None
     out = []
-    for el, cond, _ in declared:
+    for el, cond, passed_by_include in declared:
+        name = el.attrib["name"]
+        if passed_by_include and name in passed_by_include:
+            continue
         choices = [c.attrib["value"] for c in el.children] or None
-        default = describe(el.parsed["default"]) if "default" in el.attrib else None
-        out.append(
-            LaunchArgument(
-                el.attrib["name"], default, _arg_description(el.attrib.get("description"), choices), choices, cond
-            )
-        )
+        default = None
+        if "default" in el.attrib:
+            default = described = describe(el.parsed["default"])
+            try:
+                value = ctx.resolve(el.parsed["default"])
+            except (ValueError, LaunchError, KeyError, IndexError):
+                value = None  # needs what only a launch has (a file's directory, a running context)
+            if value is not None:
+                ctx.configs.setdefault(name, value)
+                if described != repr(value):
+                    default = f"{value!r}, from {described}"
+        out.append(LaunchArgument(name, default, _arg_description(el.attrib.get("description"), choices), choices, cond))
     return out

@@ -544,20 +544,26 @@ def test_global_actions_env_actions_and_group_forwarding(prefix, tmp_path, monke
 # ------------------------------------------------------------------------------------------
 
 
-def test_show_args_matches_ros2_launch(capsys, monkeypatch, tmp_path):
+def test_show_args_matches_ros2_launch_with_defaults_evaluated(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
     assert cli_main(["-s", str(FIXTURES / "show_args.launch.xml")]) == 0
     assert capsys.readouterr().out == (
         "Arguments (pass arguments as '<name>:=<value>'):\n"
         "\n    'robot':\n        Robot name\n        (default: 'r1')\n"
         "\n    'mode':\n        One of: ['r1_fast', 'slow']\n"
-        "        (default: LaunchConfig('robot') + '_fast')\n"
+        "        (default: 'r1_fast', from LaunchConfig('robot') + '_fast')\n"
         "\n    'plain':\n        no description given\n"
         "\n    'level':\n        Log level. Valid choices are: ['info', 'debug']\n"
         "        (default: 'info')\n"
         "\n    'cond':*\n        no description given\n        (default: 'x')\n"
         "* argument(s) which are only used if specific conditions occur\n"
     )
+    # the city: defaults evaluated from the defaults before them; what plaza.launch.xml is given is not listed
+    city = {a.name: a for a in describe_launch_arguments(str(REPO / "launch" / "city.launch.xml"))}
+    assert city["jewels_per_plaza"].default.startswith("'250', from eval(")
+    assert city["replay_start"].default.startswith("'0.0', from if(")
+    assert not {"plaza", "index", "port", "participants", "participants_file"} & set(city), sorted(city)
+    assert {"driver", "size", "plazas", "foxglove", "record"} <= set(city)
     args = describe_launch_arguments(str(FIXTURES / "include_parent.launch.xml"))
     assert args == []  # includes via $(dirname) cannot be described without a context
     assert format_show_args(args).endswith("No arguments.\n")

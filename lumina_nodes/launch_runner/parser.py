@@ -664,5 +664,7 @@ def describe_launch_arguments(path: str, *, environ=None) -> list[LaunchArgument
                 ctx.configs.setdefault(name, value)
                 if described != repr(value):
                     default = f"{value!r}, from {described}"
-        out.append(LaunchArgument(name, default, _arg_description(el.attrib.get("description"), choices), choices, cond))
+        out.append(
+            LaunchArgument(name, default, _arg_description(el.attrib.get("description"), choices), choices, cond)
+        )
     return out

@@ -36,7 +36,7 @@ from lumina_nodes.nodes.common import (
     run_node,
 )
 
-PARAMS = (
+NODE_PARAMS = (
     Param("backend", "sim", "EEG source.", choices=tuple(BACKENDS), read_only=True),
     Param("plaza", "", "Plaza (driver id) the participants belong to, sent in every sample.", read_only=True),
     Param(
@@ -78,6 +78,8 @@ PARAMS = (
     ),
 )
 STAGING_PARAMS = params_from_settings(StagingConfig)
+#: Every parameter of the node, as it declares them (--help and docs/parameters.md read this table too).
+PARAMETERS = NODE_PARAMS + STAGING_PARAMS
 LATENCY_WINDOW = 1000  # publishes the latency percentiles are taken over
 
 
@@ -85,7 +87,7 @@ class BioDreamSensor(Node):
     def __init__(self):
         super().__init__("biodream_sensor")
         try:
-            self.params = declare_parameters(self, PARAMS + STAGING_PARAMS)
+            self.params = declare_parameters(self, PARAMETERS)
             self.config = StagingConfig(**{p.name: self.params[p.name] for p in STAGING_PARAMS})
             errors = self.config.validate()
             if errors:
@@ -106,7 +108,7 @@ class BioDreamSensor(Node):
             )
         except (ValueError, TypeError, RuntimeError, OSError) as error:
             raise StartupError(f"invalid configuration: {error}") from error
-        self.add_on_set_parameters_callback(lambda changes: check_choices(PARAMS, changes))
+        self.add_on_set_parameters_callback(lambda changes: check_choices(NODE_PARAMS, changes))
 
         self.publisher = self.create_publisher(BioDreamSample, "/biodream/samples", SAMPLES_QOS)
         count = len(self.participants)
@@ -277,4 +279,4 @@ class BioDreamSensor(Node):
 
 
 def main(args=None):
-    return run_node(BioDreamSensor, args, PARAMS + STAGING_PARAMS)
+    return run_node(BioDreamSensor, args, PARAMETERS)

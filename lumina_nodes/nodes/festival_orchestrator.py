@@ -58,7 +58,7 @@ from lumina_nodes.nodes.common import (
 )
 from lumina_nodes.srv import InjectDisruption
 
-PARAMS = (
+PARAMETERS = (
     Param("programs_dir", "", "Folder of the named programs; empty: the package's config/programs.", read_only=True),
     Param("autostart", "", "Program to run once the city is up (empty: wait for goals).", read_only=True),
     Param("autostart_time_scale", 1.0, "time_scale of the autostarted program.", 0.001, 1000.0, read_only=True),
@@ -119,7 +119,7 @@ class FestivalOrchestrator(Node):
     def __init__(self):
         super().__init__("festival_orchestrator")
         try:
-            self.params = declare_parameters(self, PARAMS)
+            self.params = declare_parameters(self, PARAMETERS)
             self.programs_dir = self.params["programs_dir"] or os.path.join(
                 get_package_share_directory("lumina_nodes"), "config", "programs"
             )
@@ -508,4 +508,4 @@ class FestivalOrchestrator(Node):
 
 
 def main(args=None):
-    return run_node(FestivalOrchestrator, args, PARAMS)
+    return run_node(FestivalOrchestrator, args, PARAMETERS)

@@ -44,7 +44,7 @@ DEFAULT_TOPICS = ["/sync/state", "/festival/state", "/biodream/samples", "/trees
 # The deepest keep-last history the bridge requests (a publisher offering more, e.g. keep all, gets this).
 MAX_DEPTH = 1000
 
-PARAMS = (
+PARAMETERS = (
     Param("address", "127.0.0.1", "Address the WebSocket server binds to: an IP address or localhost.", read_only=True),
     Param(
         "port", 8765, "TCP port of the WebSocket server (0: any free port, logged at start).", 0, 65535, read_only=True
@@ -138,7 +138,7 @@ class _Bridged:
 class FoxgloveBridge(Node):
     def __init__(self):
         super().__init__("foxglove_bridge")
-        self.p = declare_parameters(self, PARAMS)
+        self.p = declare_parameters(self, PARAMETERS)
         try:
             self.patterns = {glob: topic_pattern(glob) for glob in self.p["topics"]}
             warning = bind_warning(self.p["address"])
@@ -299,4 +299,4 @@ class FoxgloveBridge(Node):
 
 
 def main(args=None):
-    return run_node(FoxgloveBridge, args, PARAMS)
+    return run_node(FoxgloveBridge, args, PARAMETERS)

@@ -36,7 +36,7 @@ from lumina_nodes.nodes.common import (
 from lumina_nodes.srv import InjectDisruption
 from lumina_nodes.timing import LoopStats
 
-PARAMS = (
+PARAMETERS = (
     Param("backend", "sim", "Device backend.", choices=tuple(BACKENDS), read_only=True),
     Param("driver_id", "", "Id of this driver in the city (empty: the node name).", read_only=True),
     Param(
@@ -108,13 +108,13 @@ class JewelDriver(Node):
     def __init__(self):
         super().__init__("jewel_driver")
         try:
-            self.params = declare_parameters(self, PARAMS)
+            self.params = declare_parameters(self, PARAMETERS)
             self.backend = make_jewel_backend(
                 self.params["backend"], **backend_parameters(self.params, self.get_namespace())
             )
         except (ValueError, TypeError) as error:
             raise StartupError(f"invalid configuration: {error}") from error
-        self.add_on_set_parameters_callback(lambda changes: check_choices(PARAMS, changes))
+        self.add_on_set_parameters_callback(lambda changes: check_choices(PARAMETERS, changes))
         # Default id: the plaza namespace (/plaza_north -> plaza_north), else the node name.
         self.driver_id = (
             self.params["driver_id"] or self.get_namespace().strip("/").replace("/", ".") or self.get_name()
@@ -270,4 +270,4 @@ class JewelDriver(Node):
 
 
 def main(args=None):
-    return run_node(JewelDriver, args, PARAMS)
+    return run_node(JewelDriver, args, PARAMETERS)

@@ -14,7 +14,7 @@ from rosgraph_msgs.msg import Clock
 
 from lumina_nodes.nodes.common import Param, StartupError, declare_parameters, run_node
 
-PARAMS = (
+PARAMETERS = (
     Param("speed", 4.0, "Sim seconds per wall second.", 0.01, 1000.0, read_only=True),
     Param("step_s", 0.02, "Sim time advanced per /clock message, s.", 0.0001, 1.0, read_only=True),
     Param("start_time_s", 1.8e9, "Sim time at start, s since the epoch.", 1.0, 4.0e9, read_only=True),
@@ -24,7 +24,7 @@ PARAMS = (
 class SimClock(Node):
     def __init__(self):
         super().__init__("sim_clock")
-        self.p = declare_parameters(self, PARAMS)
+        self.p = declare_parameters(self, PARAMETERS)
         if self.get_parameter("use_sim_time").value:
             raise StartupError("sim_clock publishes /clock and cannot itself follow it (use_sim_time must be false)")
         # rclpy's clock QoS: what every use_sim_time subscriber requests.
@@ -45,4 +45,4 @@ class SimClock(Node):
 
 
 def main(args=None):
-    return run_node(SimClock, args, PARAMS)
+    return run_node(SimClock, args, PARAMETERS)

@@ -51,7 +51,7 @@ from lumina_nodes.nodes.common import (
     seconds,
 )
 
-PARAMS = (
+NODE_PARAMS = (
     Param("backend", "sim", "Lighting output.", choices=tuple(BACKENDS), read_only=True),
     Param(
         "fixtures_file",
@@ -88,6 +88,8 @@ PARAMS = (
     ),
 )
 LIGHTING_PARAMS = params_from_settings(LightingConfig)
+#: Every parameter of the node, as it declares them (--help and docs/parameters.md read this table too).
+PARAMETERS = NODE_PARAMS + LIGHTING_PARAMS
 RENDER_WINDOW = 1000  # frames the render-time percentiles are taken over
 TREE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")  # a tree id is one token of its topic name
 
@@ -96,7 +98,7 @@ class SleepTreeController(Node):
     def __init__(self):
         super().__init__("sleeptree_controller")
         try:
-            self.params = declare_parameters(self, PARAMS + LIGHTING_PARAMS)
+            self.params = declare_parameters(self, PARAMETERS)
             self.config = LightingConfig(**{p.name: self.params[p.name] for p in LIGHTING_PARAMS})
             errors = self.config.validate()
             if errors:
@@ -188,7 +190,7 @@ class SleepTreeController(Node):
         }
 
     def _on_set_parameters(self, changes):
-        result = check_choices(PARAMS, changes)
+        result = check_choices(NODE_PARAMS, changes)
         if not result.successful:
             return result
         lighting = {p.name for p in LIGHTING_PARAMS}
@@ -334,4 +336,4 @@ class SleepTreeController(Node):
 
 
 def main(args=None):
-    return run_node(SleepTreeController, args, PARAMS + LIGHTING_PARAMS)
+    return run_node(SleepTreeController, args, PARAMETERS)

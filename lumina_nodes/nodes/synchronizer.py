@@ -98,6 +98,9 @@ NODE_PARAMS = (
         "festival orchestrator's reflective sessions set it.",
     ),
 )
+CONFIG_PARAMS = params_from_settings(SyncConfig)  # one per field, from its Setting
+#: Every parameter of the node, as it declares them (--help and docs/parameters.md read this table too).
+PARAMETERS = NODE_PARAMS + CONFIG_PARAMS
 MAX_RELEASED = 64
 MIN_RHYTHM_HZ = 0.1  # slowest collective rhythm a set_rhythm request may ask for
 
@@ -126,9 +129,9 @@ class Driver:
 class Synchronizer(Node):
     def __init__(self):
         super().__init__("synchronizer")
-        self.config_params = params_from_settings(SyncConfig)  # one per field, from its Setting
+        self.config_params = CONFIG_PARAMS
         try:
-            values = declare_parameters(self, NODE_PARAMS + self.config_params)
+            values = declare_parameters(self, PARAMETERS)
             self.config = SyncConfig(**{p.name: values[p.name] for p in self.config_params})
             errors = self.config.validate()
             if errors:
@@ -483,4 +486,4 @@ class Synchronizer(Node):
 
 
 def main(args=None):
-    return run_node(Synchronizer, args, NODE_PARAMS + params_from_settings(SyncConfig))
+    return run_node(Synchronizer, args, PARAMETERS)

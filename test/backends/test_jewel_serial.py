@@ -364,9 +364,9 @@ def test_backend_never_raises_on_any_byte_stream(chunks):
 def test_node_parameters_accepted_by_factory():
     """The driver node's own parameter mapping (nodes/jewel_driver.py) builds each backend from its defaults."""
     from lumina_nodes.nodes.common import StartupError
-    from lumina_nodes.nodes.jewel_driver import PARAMS, backend_parameters
+    from lumina_nodes.nodes.jewel_driver import PARAMETERS, backend_parameters
 
-    defaults = {param.name: param.default for param in PARAMS}
+    defaults = {param.name: param.default for param in PARAMETERS}
     sim = make_jewel_backend("sim", **backend_parameters({**defaults, "backend": "sim"}))
     assert len(sim.poll(1.0)) == defaults["jewel_count"]
     assert sim.model.p.comfort_limit == defaults["comfort_limit_hz"]

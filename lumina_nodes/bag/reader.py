@@ -41,6 +41,7 @@ class TopicInfo:
     type_hash: str = ""
     schema_encoding: str = ""
     schema_text: str = ""
+    message_encoding: str = ""
 
 
 @dataclass
@@ -117,6 +118,7 @@ class BagReader:
                     type_hash=channel.metadata.get("topic_type_hash", ""),
                     schema_encoding=schema.encoding if schema else "",
                     schema_text=schema.data.decode("utf-8", "replace") if schema else "",
+                    message_encoding=channel.message_encoding,
                 )
             topic.message_count += stats.channel_message_counts.get(channel_id, 0)
         self.files.append(
@@ -156,6 +158,43 @@ class BagReader:
         wanted = None if topics is None else set(topics)
         streams = [self._file_messages(p, wanted, start_ns, end_ns) for p in self.file_paths]
         yield from heapq.merge(*streams, key=lambda item: item[1])
+
+    def decoded_messages(self, topics=None, start_ns: int | None = None, end_ns: int | None = None):
+        """Yield ``(topic, recv_ns, message)`` as :meth:`messages` does, each message decoded from CDR with
+        mcap_ros2's decoder and the ``ros2msg`` schema stored in the bag (no rclpy, no generated interfaces: the
+        message is a plain object with the fields as attributes; ``uint8[]`` fields are ``bytes``).
+
+        BagError when a topic's schema is not ``ros2msg``/``cdr`` or a message does not decode against it.
+        """
+        from mcap.records import Schema
+        from mcap_ros2.decoder import DecoderFactory
+
+        factory, decoders = DecoderFactory(), {}
+        for topic, recv_ns, _, data in self.messages(topics, start_ns, end_ns):
+            decode = decoders.get(topic)
+            if decode is None:
+                info = self.topics[topic]
+                schema = Schema(
+                    id=len(decoders) + 1, name=info.type, encoding=info.schema_encoding, data=info.schema_text.encode()
+                )
+                try:
+                    decode = factory.decoder_for(info.message_encoding, schema)
+                except Exception as error:  # the schema text does not parse (mcap_ros2 raises several kinds)
+                    raise BagError(f"{self.path}: {topic}: schema of {info.type} does not parse: {error}") from error
+                if decode is None:
+                    raise BagError(
+                        f"{self.path}: {topic}: cannot decode {info.message_encoding!r} messages with a "
+                        f"{info.schema_encoding!r} schema (cdr and ros2msg only)"
+                    )
+                decoders[topic] = decode
+            try:
+                message = decode(data)
+            except Exception as error:  # truncated or foreign bytes: struct, index, unicode errors ...
+                raise BagError(
+                    f"{self.path}: {topic}: a message at {recv_ns} ns does not decode as {self.topics[topic].type}: "
+                    f"{error}"
+                ) from error
+            yield topic, recv_ns, message
 
     def _file_messages(self, path, wanted, start_ns, end_ns):
         try:

@@ -8,7 +8,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import bag
+    from . import bag, plot
 
     parser = argparse.ArgumentParser(
         prog="lumina",
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     bag.add_parser(commands)
+    plot.add_parser(commands)
     return parser
 
 

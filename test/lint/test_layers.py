@@ -1,6 +1,6 @@
 """The package's layering, checked on the import statements: rclpy and the generated interfaces are imported
-by the ROS shells only (nodes/, and the cli/ to come); kernels, models, backends and the file-format code stay
-plain Python/numpy, so tests and benches call them without a ROS graph."""
+by the ROS shells only (nodes/, and the cli/ to come); kernels, models, backends, the file-format code (bag/) and
+the night's pictures (plots/) stay plain Python/numpy, so tests and benches call them without a ROS graph."""
 
 import ast
 
@@ -56,3 +56,8 @@ def test_the_check_sees_relative_and_absolute_ros_imports(tmp_path):
     fake.parent.mkdir(parents=True)
     fake.write_text("from ..msg import SyncState\nimport rclpy.node\nfrom numpy import pi\n")
     assert ros_imports(fake, tmp_path) == ["lumina_nodes.msg", "lumina_nodes.msg.SyncState", "rclpy.node"]
+
+
+def test_the_pictures_layer_is_checked():
+    checked = {p.relative_to(PACKAGE).as_posix() for p in ros_free_files()}
+    assert {"plots/extract.py", "plots/night.py", "bag/reader.py"} <= checked

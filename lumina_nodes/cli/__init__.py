@@ -1,4 +1,6 @@
-"""The ``lumina`` command: ``lumina bag record|play|info|reindex`` (ros2 bag's verbs and flags where they exist)."""
+"""The ``lumina`` command: ``lumina bag record|play|info|reindex`` and the graph verbs ``lumina node|topic|param|
+service|interface`` (ros2 bag's and ros2cli's verbs, flags and output formats where they exist), for a pip-only
+install that has no ``ros2``."""
 
 from __future__ import annotations
 
@@ -8,14 +10,18 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import bag, plot
+    from . import bag, interface, node, param, plot, service, topic, view
 
     parser = argparse.ArgumentParser(
         prog="lumina",
-        description="Lumina's command line. Where a real ROS 2 `ros2` is installed, `ros2 bag` works on the same bags.",
+        description="Lumina's command line. Where a real ROS 2 `ros2` is installed, use it: `ros2 bag` works on the "
+        "same bags and `ros2 topic|node|param|service` on the same graph; these verbs exist so a pip-only user is "
+        "not blind.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     bag.add_parser(commands)
+    for verbs in (node, topic, param, service, interface, view):
+        verbs.add_parser(commands)
     plot.add_parser(commands)
     return parser
 

@@ -8,21 +8,11 @@ IN_ENV := source ./env.sh &&
 setup:
 	@./scripts/setup.sh
 
-# make run records the night (every topic) into log/nights/<date-time>/, or where ARGS="record:=DIR" says
-# (record:= with no value: no recording), and ends by drawing it (lumina plot: DIR/plots/*.png). Its exit status
-# is the launch's.
+# make run: the city in simulation, the festival night (scripts/run_city.sh says what it shows and keeps). It
+# records the night into log/nights/<date-time>/ (ARGS="record:=DIR" records into DIR; record:= records nothing)
+# and ends by drawing it (lumina plot). Its exit status is the launch's.
 run: setup
-	@$(IN_ENV) { \
-	  night="log/nights/$$(date +%Y%m%d-%H%M%S)"; own_record="record:=$$night"; \
-	  for arg in $(ARGS); do case "$$arg" in record:=*) night="$${arg#record:=}"; own_record="";; esac; done; \
-	  ROS_LOG_DIR=$(CURDIR)/log lumina_launch lumina_nodes city.launch.xml use_sim_time:=true $$own_record $(ARGS); \
-	  status=$$?; \
-	  if [ -n "$$night" ] && [ -e "$$night" ]; then \
-	    echo "=== The night's pictures (lumina plot $$night) ==="; \
-	    lumina plot "$$night" || echo "make run: lumina plot $$night failed (exit status: the launch's, $$status)" >&2; \
-	  fi; \
-	  exit $$status; \
-	}
+	@$(IN_ENV) ./scripts/run_city.sh $(ARGS)
 
 test: setup
 	@$(IN_ENV) python -m pytest $(PYTEST_ARGS)

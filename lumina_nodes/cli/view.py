@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import copy
 import math
+import signal
 import sys
 import time
 
@@ -164,12 +165,17 @@ class CityView:
         )
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _view(args):
     from rcl_interfaces.msg import Log
 
     from lumina_nodes.msg import FestivalState, SyncState
     from lumina_nodes.nodes.common import FESTIVAL_QOS, STATE_QOS
 
+    signal.signal(signal.SIGTERM, _stop)  # make run ends the view with SIGTERM: the terminal is restored
     view = CityView()
     live = None
     terminal = sys.stdout.isatty() and not args.plain

@@ -12,23 +12,9 @@ import time
 
 from lumina_nodes.bag import BagError
 
+from .arguments import number
+
 STORAGE_PRESETS = {"none": "none", "fastwrite": "none", "zstd_fast": "zstd", "zstd_small": "zstd"}
-
-
-def _number(kind, low, high, *, low_open=False):
-    """argparse type: a number in [low, high] (low excluded when low_open), with a message naming the range."""
-
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not (low < value if low_open else low <= value) or value > high or value != value:
-            bound = f"({low}" if low_open else f"[{low}"
-            raise argparse.ArgumentTypeError(f"{text} is out of range {bound}, {high}]")
-        return value
-
-    return parse
 
 
 def _key_value(text):
@@ -68,7 +54,7 @@ def add_parser(commands) -> None:
     record.add_argument(
         "-b",
         "--max-bag-size",
-        type=_number(int, 0, 2**62),
+        type=number(int, 0, 2**62),
         default=0,
         metavar="BYTES",
         help="start a new file before one passes this size (0: no limit)",
@@ -76,7 +62,7 @@ def add_parser(commands) -> None:
     record.add_argument(
         "-d",
         "--max-bag-duration",
-        type=_number(float, 0, 1e9),
+        type=number(float, 0, 1e9),
         default=0.0,
         metavar="S",
         help="start a new file after this many seconds (0: no limit)",
@@ -100,14 +86,14 @@ def add_parser(commands) -> None:
     record.add_argument(
         "-p",
         "--polling-interval",
-        type=_number(int, 10, 60_000),
+        type=number(int, 10, 60_000),
         default=100,
         metavar="MS",
         help="how often to look for new topics, ms (default 100)",
     )
     record.add_argument(
         "--qos-depth",
-        type=_number(int, 1, 100_000),
+        type=number(int, 1, 100_000),
         default=1000,
         help="keep-last depth of the recorder's subscriptions (default 1000)",
     )
@@ -129,21 +115,21 @@ def add_parser(commands) -> None:
     play.add_argument(
         "-r",
         "--rate",
-        type=_number(float, 0, 1000, low_open=True),
+        type=number(float, 0, 1000, low_open=True),
         default=1.0,
         help="playback speed factor, (0, 1000] (default 1)",
     )
     play.add_argument("-l", "--loop", action="store_true", help="play again from the start at the end")
     play.add_argument(
         "--start-offset",
-        type=_number(float, 0, 1e9),
+        type=number(float, 0, 1e9),
         default=0.0,
         metavar="S",
         help="start this many seconds into the bag",
     )
     play.add_argument(
         "--playback-duration",
-        type=_number(float, 0, 1e9),
+        type=number(float, 0, 1e9),
         default=0.0,
         metavar="S",
         help="play this many seconds of the bag (0: to the end)",
@@ -161,20 +147,20 @@ def add_parser(commands) -> None:
     play.add_argument(
         "--clock",
         nargs="?",
-        type=_number(float, 0, 10_000, low_open=True),
+        type=number(float, 0, 10_000, low_open=True),
         const=40.0,
         default=0.0,
         metavar="HZ",
         help="publish /clock with the bag time at HZ (default 40 when given)",
     )
     play.add_argument(
-        "-d", "--delay", type=_number(float, 0, 3600), default=0.0, metavar="S", help="wait this long before playing"
+        "-d", "--delay", type=number(float, 0, 3600), default=0.0, metavar="S", help="wait this long before playing"
     )
     play.add_argument("-p", "--start-paused", action="store_true", help="start paused (SPACE resumes)")
     play.add_argument("--disable-keyboard-controls", action="store_true", help="SPACE does not pause/resume")
     play.add_argument(
         "--read-ahead-queue-size",
-        type=_number(int, 1, 1_000_000),
+        type=number(int, 1, 1_000_000),
         default=1000,
         help="messages read ahead of playback (default 1000)",
     )

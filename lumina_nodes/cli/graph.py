@@ -14,6 +14,8 @@ import os
 import sys
 import time
 
+from .arguments import number
+
 #: Defaults of the discovery waits, s. A loaded 2-core machine takes up to ~1 s to discover a city.
 SPIN_TIME_S = 1.0
 LOOKUP_TIMEOUT_S = 5.0
@@ -23,47 +25,17 @@ class CommandError(Exception):
     """Ends a graph verb: the message goes to stderr and the command exits 1."""
 
 
-def checked_float(low: float, high: float):
-    """An argparse type: a float in [low, high], refused with a message otherwise."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value:g} is outside {low:g}..{high:g}")
-        return value
-
-    return parse
-
-
-def checked_int(low: int, high: int):
-    """An argparse type: an integer in [low, high], refused with a message otherwise."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
-        return value
-
-    return parse
-
-
 def add_discovery_arguments(parser: argparse.ArgumentParser, lookup: bool = False) -> None:
     parser.add_argument(
         "--spin-time",
-        type=checked_float(0.0, 60.0),
+        type=number(float, 0.0, 60.0),
         default=SPIN_TIME_S,
         help=f"seconds to wait for discovery before answering (0..60, default {SPIN_TIME_S:g})",
     )
     if lookup:
         parser.add_argument(
             "--timeout",
-            type=checked_float(0.0, 3600.0),
+            type=number(float, 0.0, 3600.0),
             default=LOOKUP_TIMEOUT_S,
             help="seconds to wait for the named node, topic or service to appear "
             f"(0..3600, default {LOOKUP_TIMEOUT_S:g})",

@@ -11,7 +11,8 @@ import sys
 
 import yaml
 
-from .graph import CommandError, add_discovery_arguments, checked_float, graph_session, run_verb
+from .arguments import number
+from .graph import CommandError, add_discovery_arguments, graph_session, run_verb
 
 #: Seconds to wait for a node's parameter services to answer.
 SERVICE_TIMEOUT_S = 5.0
@@ -39,7 +40,7 @@ def add_parser(commands) -> None:
         add_discovery_arguments(sub, lookup=True)
         sub.add_argument(
             "--service-timeout",
-            type=checked_float(0.1, 600.0),
+            type=number(float, 0.1, 600.0),
             default=SERVICE_TIMEOUT_S,
             help=f"seconds to wait for the node's parameter services (0.1..600, default {SERVICE_TIMEOUT_S:g})",
         )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from .graph import CommandError, add_discovery_arguments, checked_float, graph_session, run_verb
+from .arguments import number
+from .graph import CommandError, add_discovery_arguments, graph_session, run_verb
 from .messages import checked, fill, interface_class, parse_values
 
 
@@ -29,11 +30,11 @@ def add_parser(commands) -> None:
     call.add_argument("service_type", nargs="?", help="e.g. lumina_nodes/srv/SetRhythm (default: discovered)")
     call.add_argument("values", nargs="?", default="{}", help="the request's fields as a YAML mapping (default {})")
     call.add_argument(
-        "-r", "--rate", type=checked_float(0.001, 1000.0), help="repeat the call this many times a second"
+        "-r", "--rate", type=number(float, 0.001, 1000.0), help="repeat the call this many times a second"
     )
     call.add_argument(
         "--response-timeout",
-        type=checked_float(0.001, 3600.0),
+        type=number(float, 0.001, 3600.0),
         default=10.0,
         help="seconds to wait for the response (error after it; default 10)",
     )

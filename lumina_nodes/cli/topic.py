@@ -7,12 +7,11 @@ import time
 
 import numpy as np
 
+from .arguments import number
 from .graph import (
     LOOKUP_TIMEOUT_S,
     CommandError,
     add_discovery_arguments,
-    checked_float,
-    checked_int,
     graph_session,
     run_verb,
 )
@@ -40,7 +39,7 @@ def add_parser(commands) -> None:
     echo.add_argument("--once", action="store_true", help="print the first message received and exit")
     echo.add_argument(
         "--timeout",
-        type=checked_float(0.001, 86400.0),
+        type=number(float, 0.001, 86400.0),
         help="stop after this many seconds (0.001..86400); with --once and no message it is an error",
     )
     echo.add_argument(
@@ -49,7 +48,7 @@ def add_parser(commands) -> None:
     echo.add_argument(
         "-l",
         "--truncate-length",
-        type=checked_int(0, 2**31 - 1),
+        type=number(int, 0, 2**31 - 1),
         default=TRUNCATE_LENGTH,
         help=f"show at most this many items of arrays and characters of strings (default {TRUNCATE_LENGTH})",
     )
@@ -65,14 +64,14 @@ def add_parser(commands) -> None:
     hz.add_argument(
         "-w",
         "--window",
-        type=checked_int(1, 10**7),
+        type=number(int, 1, 10**7),
         default=HZ_WINDOW,
         help=f"messages the rate is computed over (default {HZ_WINDOW})",
     )
     hz.add_argument(
         "--wall-time", action="store_true", help="accepted for ros2 compatibility: the rate is always on the wall clock"
     )
-    hz.add_argument("--timeout", type=checked_float(0.001, 86400.0), help="stop after this many seconds")
+    hz.add_argument("--timeout", type=number(float, 0.001, 86400.0), help="stop after this many seconds")
     _add_qos_arguments(hz)
     add_discovery_arguments(hz)
     hz.set_defaults(run=run_verb(_hz, "topic hz"))
@@ -93,27 +92,27 @@ def add_parser(commands) -> None:
     pub.add_argument("message_type", help="e.g. lumina_nodes/msg/JewelCommandBatch")
     pub.add_argument("values", nargs="?", default="{}", help="the message's fields as a YAML mapping (default {})")
     pub.add_argument(
-        "-r", "--rate", type=checked_float(0.001, 10000.0), default=1.0, help="messages per second (default 1)"
+        "-r", "--rate", type=number(float, 0.001, 10000.0), default=1.0, help="messages per second (default 1)"
     )
     pub.add_argument(
-        "-p", "--print", type=checked_int(0, 2**31 - 1), default=1, help="print every N-th message (0: none)"
+        "-p", "--print", type=number(int, 0, 2**31 - 1), default=1, help="print every N-th message (0: none)"
     )
     pub.add_argument("-1", "--once", action="store_true", help="publish one message and exit")
-    pub.add_argument("-t", "--times", type=checked_int(0, 2**31 - 1), default=0, help="publish N messages, then exit")
+    pub.add_argument("-t", "--times", type=number(int, 0, 2**31 - 1), default=0, help="publish N messages, then exit")
     pub.add_argument(
         "-w",
         "--wait-matching-subscriptions",
-        type=checked_int(0, 10000),
+        type=number(int, 0, 10000),
         help="wait for this many subscriptions before publishing (default 1 with --once or --times, else 0)",
     )
     pub.add_argument(
         "--max-wait-time-secs",
-        type=checked_float(0.001, 86400.0),
+        type=number(float, 0.001, 86400.0),
         help="give up waiting for subscriptions after this many seconds (error)",
     )
     pub.add_argument(
         "--keep-alive",
-        type=checked_float(0.0, 3600.0),
+        type=number(float, 0.0, 3600.0),
         default=0.1,
         help="seconds to stay up after the last message (default 0.1)",
     )
@@ -128,7 +127,7 @@ def _add_qos_arguments(parser) -> None:
     parser.add_argument(
         "--qos-durability", choices=("volatile", "transient_local"), help="default: what the publishers offer"
     )
-    parser.add_argument("--qos-depth", type=checked_int(1, 100000), default=10, help="history depth (default 10)")
+    parser.add_argument("--qos-depth", type=number(int, 1, 100000), default=10, help="history depth (default 10)")
 
 
 def _qos(graph, topic, args, publishing=False):

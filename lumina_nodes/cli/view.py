@@ -20,7 +20,8 @@ import time
 
 from lumina_nodes.constants import EventLevel, FestivalStatus
 
-from .graph import add_discovery_arguments, checked_float, graph_session, run_verb
+from .arguments import number
+from .graph import add_discovery_arguments, graph_session, run_verb
 
 WIDTH = 80
 #: /rosout levels (rcl_interfaces/msg/Log): WARN 30, ERROR 40, FATAL 50.
@@ -32,14 +33,14 @@ BARS = " ▏▎▍▌▋▊▉█"
 def add_parser(commands) -> None:
     parser = commands.add_parser("view", help="the city live in an 80-column terminal", description=__doc__)
     parser.add_argument(
-        "--period", type=checked_float(0.05, 60.0), default=1.0, help="seconds between redraws (0.05..60, default 1)"
+        "--period", type=number(float, 0.05, 60.0), default=1.0, help="seconds between redraws (0.05..60, default 1)"
     )
     parser.add_argument(
         "--until-done",
         action="store_true",
         help="exit when a festival program that was seen running has finished or been aborted",
     )
-    parser.add_argument("--timeout", type=checked_float(0.001, 86400.0), help="exit after this many seconds")
+    parser.add_argument("--timeout", type=number(float, 0.001, 86400.0), help="exit after this many seconds")
     parser.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
     add_discovery_arguments(parser)
     parser.set_defaults(run=run_verb(_view, "view"))

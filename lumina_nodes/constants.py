@@ -91,6 +91,11 @@ class EventLevel(Constants):
     ERROR = 2
 
 
+#: Exit status of a node whose configuration cannot work (sysexits' EX_CONFIG): run_node exits with it after the FATAL
+#: line, and lumina_launch stops respawning a process that exits with it twice in a row (the same mistake again).
+EXIT_CONFIG = 78
+
+
 class DiagnosticLevel(Constants):
     """``diagnostic_msgs/DiagnosticStatus`` levels (the message stores them as one byte)."""
 

@@ -30,6 +30,8 @@ from collections.abc import Sequence
 
 import psutil
 
+from lumina_nodes.constants import EXIT_CONFIG
+
 from .description import ProcessSpec, remove_generated_param_files
 
 __all__ = ["run", "make_log_dir", "default_log_base"]
@@ -125,6 +127,7 @@ class _Proc:
         self.state = "pending"  # pending | running | respawn_wait | done
         self.respawn_at = 0.0
         self.retries = 0
+        self.config_failures = 0  # exits with EXIT_CONFIG in a row
         self.readers: list[threading.Thread] = []
         self.signals_sent: set = set()
         self.pgids: list[int] = []
@@ -325,6 +328,17 @@ class Supervisor:
                     f"process[{spec.name}] exited and has on_exit='shutdown': shutting down the launch",
                 )
             self.begin_shutdown()
+            return
+        p.config_failures = p.config_failures + 1 if rc == EXIT_CONFIG else 0
+        if spec.respawn and not self.shutting_down and p.config_failures >= 2:
+            # Its configuration cannot work: a third start would fail the same way (ros2 launch would respawn it
+            # forever). The rest of the launch goes on; the launch's exit status says it failed.
+            self.out.log(
+                "ERROR",
+                spec.name,
+                f"process[{spec.name}] exited with a configuration error (exit code {EXIT_CONFIG}) twice in a row: "
+                "not respawned again; its output above says what to fix",
+            )
             return
         if (
             spec.respawn

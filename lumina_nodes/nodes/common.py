@@ -19,6 +19,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
+from lumina_nodes.constants import EXIT_CONFIG
 from lumina_nodes.settings import settings_of
 
 # QoS of each stream (docs/qos.md explains the choices).
@@ -225,7 +226,7 @@ def run_node(node_class, args=None, params=()):
     The node's own SIGINT/SIGTERM handlers only ask the spin loop to stop. rclpy's default handlers chain to
     Python's KeyboardInterrupt, which can land inside a pybind11 call and surface as a RuntimeError from
     take_message (seen in CI as a node dying with exit code 1 on a clean shutdown).
-    A node that cannot start (invalid parameters, missing device) logs why and exits with code 1.
+    A node that cannot start (invalid parameters, missing device) logs why and exits with EXIT_CONFIG (78).
     Teardown runs under a watchdog: Fast DDS 3.2 can deadlock while it destroys a participant
     (eProsima/Fast-DDS#6502); after SHUTDOWN_TIMEOUT_S the process logs it and exits without waiting.
     """
@@ -256,7 +257,7 @@ def run_node(node_class, args=None, params=()):
         pass
     except StartupError as error:
         logger.fatal(str(error))
-        code = 1
+        code = EXIT_CONFIG
     except BaseException as error:
         crash, code = error, 1
         raise
@@ -317,4 +318,4 @@ def _tear_down(node):
 
 
 class StartupError(RuntimeError):
-    """Raised by a node constructor when its configuration cannot work; run_node reports it and exits 1."""
+    """Raised by a node constructor when its configuration cannot work; run_node reports it and exits EXIT_CONFIG."""

@@ -685,6 +685,33 @@ def test_respawn_with_delay_and_required_node_ends_launch(tmp_path):
     assert "sending signal 'SIGINT' to process[sleeper-2]" in out
 
 
+def test_a_configuration_error_twice_in_a_row_is_not_respawned_again(tmp_path):
+    """A node that exits with EXIT_CONFIG (its FATAL configuration error) twice is given up on; one that crashes
+    otherwise keeps being respawned; the rest of the launch goes on and the launch fails."""
+    from lumina_nodes.constants import EXIT_CONFIG
+
+    pidfile = tmp_path / "pids"
+    respawn = 'respawn="true" respawn_delay="0.2"'
+    path = write(
+        tmp_path,
+        f"""
+        <launch>
+          {fake("misconfigured", f"FAKE_PIDFILE={pidfile} FAKE_EXIT={EXIT_CONFIG}", respawn)}
+          {fake("crashy", "FAKE_EXIT=1", respawn)}
+          {fake("boss", "FAKE_SLEEP=3", 'on_exit="shutdown"')}
+        </launch>""",
+    )
+    rc, out = run_launch(path, tmp_path)
+    assert rc != 0, out
+    assert out.count("[INFO] [misconfigured-1]: process started with pid") == 2, out
+    assert len([p for p in pid_lines(pidfile) if p[0] == "node"]) == 2
+    assert (
+        f"process[misconfigured-1] exited with a configuration error (exit code {EXIT_CONFIG}) twice in a row: "
+        "not respawned again" in out
+    )
+    assert out.count("[INFO] [crashy-2]: process started with pid") >= 5, out  # a crash is respawned as before
+
+
 def test_sigterm_to_runner_kills_everything_with_escalation(tmp_path):
     pidfile = tmp_path / "pids"
     path = write(

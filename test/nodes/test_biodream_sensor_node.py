@@ -10,7 +10,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from harness import PEERS
-from lumina_nodes.constants import JEWEL_NONE, SleepStage
+from lumina_nodes.constants import EXIT_CONFIG, JEWEL_NONE, SleepStage
 from lumina_nodes.msg import BioDreamSample
 from lumina_nodes.nodes.common import SAMPLES_QOS
 
@@ -97,12 +97,12 @@ def test_participants_map_errors_name_the_key(processes, tmp_path):
     bad = tmp_path / "participants.yaml"
     bad.write_text("participants:\n  - id: a\n    jewel: 1\n  - id: b\n    jewel: one\n")
     sensor = processes.start_node("biodream_sensor", "-p", f"participants_file:={bad}")
-    assert sensor.popen.wait(timeout=20) == 1
+    assert sensor.popen.wait(timeout=20) == EXIT_CONFIG
     assert "participants[1].jewel: must be a whole number" in sensor.output()
     twice = tmp_path / "twice.yaml"
     twice.write_text("participants:\n  - id: a\n    jewel: 1\n  - id: b\n    jewel: 1\n")
     sensor = processes.start_node("biodream_sensor", "-p", f"participants_file:={twice}")
-    assert sensor.popen.wait(timeout=20) == 1
+    assert sensor.popen.wait(timeout=20) == EXIT_CONFIG
     assert "participants[1].jewel: jewel 1 is also worn by participants[0]" in sensor.output()
 
 
@@ -118,7 +118,7 @@ def test_participants_map_errors_name_the_key(processes, tmp_path):
 )
 def test_configurations_that_cannot_work_exit_with_a_clear_error(processes, arguments, message):
     sensor = processes.start_node("biodream_sensor", *arguments)
-    assert sensor.popen.wait(timeout=30) == 1, sensor.output()
+    assert sensor.popen.wait(timeout=30) == EXIT_CONFIG, sensor.output()
     assert message in sensor.output() and "Traceback" not in sensor.output(), sensor.output()
 
 

@@ -17,6 +17,7 @@ from websockets.sync.client import connect
 
 from harness import REPO, package_executable
 from lumina_nodes.bag.definitions import message_definition
+from lumina_nodes.constants import EXIT_CONFIG
 from lumina_nodes.msg import BioDreamSample, FestivalState, SyncState, TreeLighting
 from lumina_nodes.nodes.bag_recorder import message_class
 from lumina_nodes.nodes.common import FESTIVAL_QOS, STATE_QOS
@@ -234,7 +235,7 @@ def test_a_bad_parameter_is_refused_with_a_clear_message(param, message, ros_env
         text=True,
         timeout=30,
     )
-    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.returncode == EXIT_CONFIG, run.stdout + run.stderr
     assert message in run.stderr and "FATAL" in run.stderr, run.stderr
     assert "foxglove bridge up" not in run.stdout + run.stderr
 

@@ -6,7 +6,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSProfile
 
 from harness import package_executable
-from lumina_nodes.constants import JewelStatus
+from lumina_nodes.constants import EXIT_CONFIG, JewelStatus
 from lumina_nodes.fastpath import from_field, to_field
 from lumina_nodes.msg import JewelCommandBatch, JewelStateBatch
 from lumina_nodes.nodes.common import BATCH_QOS
@@ -275,10 +275,10 @@ def ros_node_time(seconds):
 
 def test_invalid_configuration_exits_with_a_clear_error(processes):
     driver = processes.start_node("jewel_driver", "-p", "backend:=serial")  # no port
-    assert driver.popen.wait(timeout=20) == 1
+    assert driver.popen.wait(timeout=20) == EXIT_CONFIG
     assert "backend 'serial' needs the 'port' parameter" in driver.output()
     sync = processes.start_node("synchronizer", "-p", "max_offset_hz:=-1.0")
-    assert sync.popen.wait(timeout=20) == 1
+    assert sync.popen.wait(timeout=20) == EXIT_CONFIG
     assert "max_offset_hz" in sync.output()
 
 
@@ -295,6 +295,6 @@ def test_an_integer_for_a_double_parameter_is_the_number_meant(processes):
     driver = processes.start_node("jewel_driver", "-p", "publish_rate_hz:=25")
     driver.wait_for_output(r"driver '.*' up: backend sim, 16 jewels, 25 Hz", timeout=20)
     clock = processes.start_node("sim_clock", "-p", "speed:=-1")
-    assert clock.popen.wait(timeout=20) == 1
+    assert clock.popen.wait(timeout=20) == EXIT_CONFIG
     out = clock.output()
     assert "speed" in out and "DOUBLE" not in out and "range" in out, out

@@ -7,7 +7,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 
-from lumina_nodes.constants import FestivalStatus, SleepStage
+from lumina_nodes.constants import EXIT_CONFIG, FestivalStatus, SleepStage
 from lumina_nodes.kernels.tree_lighting import STAGE_COLOURS
 from lumina_nodes.msg import BioDreamSample, ClusterState, FestivalState, PlazaSync, SyncState, TreeLighting
 from lumina_nodes.nodes.common import FESTIVAL_QOS, SAMPLES_QOS, STATE_QOS
@@ -179,7 +179,7 @@ def test_chaos_through_the_node_shows_two_beat_frequencies(processes, ros_node):
 )
 def test_configurations_that_cannot_work_fail_with_a_clear_error(processes, arguments, message):
     controller = processes.start_node("sleeptree_controller", *arguments)
-    assert controller.popen.wait(timeout=20) == 1
+    assert controller.popen.wait(timeout=20) == EXIT_CONFIG
     assert message in controller.output()
 
 
@@ -191,7 +191,7 @@ def test_a_fixture_map_error_names_the_key(processes, tmp_path):
         "  - {id: b, plaza: plaza_1, pixels: 10, colour_order: RGB, universe: 64000, start_channel: 1}\n"
     )
     controller = processes.start_node("sleeptree_controller", "-p", f"fixtures_file:={bad}")
-    assert controller.popen.wait(timeout=20) == 1
+    assert controller.popen.wait(timeout=20) == EXIT_CONFIG
     assert "trees[1].universe" in controller.output() and "63999" in controller.output()
 
 

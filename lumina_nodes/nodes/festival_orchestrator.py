@@ -64,6 +64,15 @@ PARAMETERS = (
     Param("autostart_time_scale", 1.0, "time_scale of the autostarted program.", 0.001, 1000.0, read_only=True),
     Param("expected_jewels", 0, "Jewels that must report before autostart (0: any).", 0, 10_000_000, read_only=True),
     Param("exit_when_done", False, "Exit after the autostarted program (0: harmony reached).", read_only=True),
+    Param(
+        "autostart_wait_s",
+        60.0,
+        "Wall-clock seconds autostart waits for the city to come up; then it gives up with an ERROR naming what is "
+        "missing (and exits 1 with exit_when_done).",
+        1.0,
+        86400.0,
+        read_only=True,
+    ),
     Param("update_rate_hz", 20.0, "How often the program is stepped, Hz (node clock).", 1.0, 200.0, read_only=True),
     Param(
         "state_timeout_s", 1.0, "Older /sync/state counts as none: conditions stop holding.", 0.05, 60.0, read_only=True
@@ -74,6 +83,7 @@ PARAMETERS = (
 )
 PLAZA_SILENT_S = 1.5  # a plaza whose driver has not reported for this long is reported silent
 CITY_WAIT_S = 5.0  # a goal waits this long (wall clock) for the city to report before it is refused
+CITY_REPORT_S = 5.0  # while autostart waits for the city, what is missing is logged this often (wall clock)
 BAR = " ▏▎▍▌▋▊▉█"
 
 
@@ -131,6 +141,7 @@ class FestivalOrchestrator(Node):
         self.sync, self.sync_arrival = None, None
         self.city_waiters: list[Future] = []  # goals waiting for a first /sync/state with plazas
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.waiting_since = self.steady.now().nanoseconds * 1e-9
         self.synchronizer_silent, self.silent_plazas = False, set()
         self.run, self.last_run = None, None
         self.lighting = ""
@@ -150,6 +161,8 @@ class FestivalOrchestrator(Node):
             cancel_callback=lambda _: CancelResponse.ACCEPT,
         )
         self.create_timer(1.0 / self.params["update_rate_hz"], self._step)
+        if self.autostart is not None:  # on the wall clock: under use_sim_time /clock itself may be what is missing
+            self.create_timer(CITY_REPORT_S, self._waiting_for_city, clock=self.steady)
         if self.params["view_period_s"] > 0:
             self.create_timer(self.params["view_period_s"], self._view)
         self.diagnostics = DiagnosticsPublisher(self, self._diagnostics)
@@ -287,6 +300,47 @@ class FestivalOrchestrator(Node):
         self._publish_state()
         if sequencer.status != "running" and not self.calls:  # safe-state calls answered first
             self._finish(run)
+
+    def _waiting_for_city(self):
+        """Autostart is still waiting: say what is missing, and give up after autostart_wait_s."""
+        if self.autostart is None or self.run is not None:
+            return
+        waited = self.steady.now().nanoseconds * 1e-9 - self.waiting_since
+        missing = self._city_missing()
+        limit = self.params["autostart_wait_s"]
+        if waited < limit:
+            self.get_logger().warning(
+                f"waiting for the city to start {self.autostart.name} ({waited:.0f} of {limit:g} s): {missing}"
+            )
+            return
+        self.get_logger().error(
+            f"the city did not come up within {limit:g} s: {missing}; {self.autostart.name} is not started "
+            "(the drivers' and synchronizer's own output says why)"
+        )
+        self.autostart = None
+        if self.params["exit_when_done"]:
+            raise SystemExit(1)
+
+    def _city_missing(self) -> str:
+        """What keeps the city from being up, for a person."""
+        s = self.sync
+        if s is None:
+            return "no /sync/state from the synchronizer"
+        if clock_seconds(self) - self.sync_arrival > self.params["state_timeout_s"]:
+            return "the synchronizer's /sync/state stopped"
+        if not s.plazas:
+            return "the synchronizer hears no plaza (no jewel driver publishes its state)"
+        plazas = ", ".join(f"{p.driver_id} {p.jewels_active}/{p.jewels_total}" for p in s.plazas)
+        parts = [f"plazas reporting: {plazas}"]
+        expected = self.params["expected_jewels"]
+        if expected and s.jewels_active < 0.98 * expected:
+            parts.append(f"{s.jewels_active} of {expected} expected jewels active")
+        unserved = [p.driver_id for p in s.plazas if not self.drill_clients[p.driver_id].service_is_ready()]
+        if unserved:
+            parts.append(f"no inject_disruption service from {', '.join(unserved)}")
+        if not self.sync_params.service_is_ready():
+            parts.append("no /synchronizer/set_parameters service")
+        return "; ".join(parts)
 
     def _city_up(self):
         s = self.sync

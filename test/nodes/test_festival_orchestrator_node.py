@@ -2,6 +2,7 @@
 through the action on an accelerated sim clock, one goal at a time, bad programs, cancel to a safe state, and a
 driver that dies mid-program."""
 
+import re
 import signal
 
 import pytest
@@ -277,3 +278,19 @@ def test_a_goal_sent_before_the_city_reports_waits_for_it(processes, ros_node, t
     processes.start_node("synchronizer")
     status, result = goal.result(30)
     assert status == 4 and result.success, result  # SUCCEEDED
+
+
+def test_autostart_gives_up_on_a_city_that_never_comes_up_and_says_what_is_missing(processes):
+    """A city whose drivers cannot start (here: none at all) must not leave make run waiting forever."""
+    processes.start_node("synchronizer")
+    orchestrator = processes.start_node(
+        "festival_orchestrator",
+        *("-p", "autostart:=sleep_art_festival", "-p", "exit_when_done:=true", "-p", "autostart_wait_s:=3.0"),
+    )
+    assert orchestrator.popen.wait(timeout=30) == 1, orchestrator.output()
+    out = orchestrator.output()
+    assert re.search(
+        r"\[ERROR\].*the city did not come up within 3 s: the synchronizer hears no plaza \(no jewel driver "
+        r"publishes its state\); sleep_art_festival is not started",
+        out,
+    ), out

@@ -3,7 +3,7 @@
 Topics (relative to the node's namespace, one namespace per plaza):
   publishes   jewels/state    lumina_nodes/JewelStateBatch    at publish_rate_hz
   subscribes  jewels/command  lumina_nodes/JewelCommandBatch
-  service     inject_disruption  lumina_nodes/InjectDisruption (backends that can play drills: sim)
+  service     inject_disruption  lumina_nodes/InjectDisruption (drills of the sim backend; absent with drills false)
   publishes   /diagnostics    link quality, dropouts, CRC errors, command rejects, publish rate
 
 The device side is a backend (lumina_nodes.backends.jewel) chosen by the ``backend`` parameter, so swapping
@@ -65,6 +65,13 @@ PARAMETERS = (
     ),
     Param("replay_rate", 1.0, "Replay speed factor (replay backend).", 0.01, 100.0, read_only=True),
     Param("replay_loop", False, "Start the recording over at its end (replay backend).", read_only=True),
+    Param(
+        "drills",
+        True,
+        "Serve inject_disruption (the disruption drills of backends that can play them); false in production, so "
+        "no one on the network can disrupt the plaza (docs/security.md).",
+        read_only=True,
+    ),
     Param(
         "replay_start",
         0.0,
@@ -134,7 +141,8 @@ class JewelDriver(Node):
             event_callbacks=PublisherEventCallbacks(deadline=self._on_deadline_missed),
         )
         self.create_subscription(JewelCommandBatch, "jewels/command", self._on_command, BATCH_QOS)
-        self.create_service(InjectDisruption, "inject_disruption", self._on_inject)
+        if self.params["drills"]:
+            self.create_service(InjectDisruption, "inject_disruption", self._on_inject)
         self.seq = 0
         self.command_batches = {"accepted": 0, "rejected": 0}
         self.command_elements_accepted = 0

@@ -298,3 +298,19 @@ def test_an_integer_for_a_double_parameter_is_the_number_meant(processes):
     assert clock.popen.wait(timeout=20) == EXIT_CONFIG
     out = clock.output()
     assert "speed" in out and "DOUBLE" not in out and "range" in out, out
+
+
+def test_with_drills_false_there_is_no_inject_disruption_service(processes, ros_node):
+    """A production plaza (drills:=false): it reports and takes commands, but no one can inject a disruption."""
+    processes.start_node("jewel_driver", "-r", "__ns:=/plaza_p", "-p", "jewel_count:=10", "-p", "drills:=false")
+    states = []
+    ros_node.node.create_subscription(JewelStateBatch, "/plaza_p/jewels/state", states.append, BATCH_QOS)
+    ros_node.spin_until(lambda: len(states) >= 10, 20, "state batches")
+    ros_node.spin_until(
+        lambda: "/plaza_p/jewel_driver/get_parameters" in dict(ros_node.node.get_service_names_and_types()),
+        10,
+        "the driver's services discovered",
+    )
+    services = dict(ros_node.node.get_service_names_and_types())
+    assert "/plaza_p/inject_disruption" not in services, sorted(services)
+    assert ros_node.node.count_subscribers("/plaza_p/jewels/command") == 1

@@ -35,13 +35,50 @@ class SyncConfig(SettingsConfig):
         2.507, "Kuramoto coupling K, used in 'kuramoto' mode; 5 Kc for f ~ N(1, 0.05) Hz is 2.507.", "rad/s", 0.0, 100.0
     )
     kp: float = setting(
-        4.0,
-        "Proportional gain: Hz of offset per cycle of phase error (= rad/s per rad). The default equals "
-        "2 * max_slew_hz_per_s / max_offset_hz, the fastest gain whose saturated approach never needs more "
-        "deceleration than the slew limit allows.",
+        8.0,
+        "Gain of the smooth approach near the target: the commanded phase rate (Hz of offset beyond the "
+        "feed-forward) is min(kp * |d|, sqrt(2 * approach_decel_fraction * max_slew_hz_per_s * |d|)) towards the "
+        "target, d the signed distance (cycles) the chosen way round: linear near the target, the minimum-time "
+        "braking curve of the slew limit farther out (then clamped to max_offset_hz).",
         "1/s",
         0.0,
         100.0,
+    )
+    approach_decel_fraction: float = setting(
+        0.9,
+        "The braking curve of the approach plans this fraction of max_slew_hz_per_s as deceleration (the rest is "
+        "margin for report latency and the tick).",
+        "",
+        0.0,
+        1.0,
+        low_open=True,
+    )
+    long_way_lookahead_s: float = setting(
+        0.85,
+        "A jewel goes the long way round to its target when its error predicted this far ahead from its "
+        "detuning and current phase rate, e - lookahead * (2 * detuning + offset), lies beyond half a cycle "
+        "(its detuning helps that way); 0 = always the short way.",
+        "s",
+        0.0,
+        10.0,
+    )
+    estimate_gain: float = setting(
+        0.05,
+        "Per-tick gain of the per-jewel phase estimate (predicted at the reported frequency, corrected by this "
+        "fraction of the innovation); the estimate's error variance is ~ estimate_gain / 2 x the innovation "
+        "variance. Control, r, psi, lock_fraction and rms_phase_error use the estimate.",
+        "",
+        0.0,
+        1.0,
+        low_open=True,
+    )
+    estimate_gate_cycles: float = setting(
+        0.04,
+        "An innovation larger than this (a phase jump, a re-capture) replaces the estimate by the report.",
+        "cycles",
+        0.0,
+        0.5,
+        low_open=True,
     )
     ki: float = setting(2.0, "Integral gain: Hz of offset per second per cycle of phase error.", "1/s^2", 0.0, 100.0)
     integral_zone_cycles: float = setting(
@@ -103,8 +140,8 @@ class SyncConfig(SettingsConfig):
     )
     cluster_gap_hz: float = setting(
         0.005,
-        "Detection threshold: two groups of natural frequencies are separate clusters when an (almost) empty gap "
-        "at least this wide lies between them.",
+        "Resolution of cluster detection: groups whose mean natural frequencies are closer than this are one "
+        "cluster, and a cluster's spread counts as at least a quarter of this (the variance floor of the fit).",
         "Hz",
         0.0,
         10.0,
@@ -121,24 +158,15 @@ class SyncConfig(SettingsConfig):
     cluster_min_size: int = setting(
         5, "A cluster must also hold at least this many jewels.", "", 0, 1_000_000_000, integer=True
     )
-    cluster_gap_spacing_factor: float = setting(
-        25.0,
-        "A gap must also be this many times the typical neighbour spacing (interquartile range / active count), "
-        "so sparse populations (tens of jewels) are not split at chance gaps.",
+    cluster_penalty: float = setting(
+        2.0,
+        "Detection fits Gaussian clusters to the natural-frequency estimates (kernels/phase_lock/clusters.py); a "
+        "split is kept only when it raises the classification log-likelihood by more than this many times BIC's "
+        "price of one more cluster, (3/2) ln n nats for n sampled jewels (1 = plain BIC).",
         "",
         0.0,
-        1000.0,
-    )
-    cluster_noise_fraction: float = setting(
-        1e-5, "A histogram bin holding at most this fraction of the active jewels counts as empty (gap).", "", 0.0, 0.1
-    )
-    cluster_valley_fraction: float = setting(
-        0.02,
-        "A histogram bin (width cluster_gap_hz / 4) holding at most this fraction of the fullest bin also counts "
-        "as empty, so two dense groups separate at their valley, not only at a completely empty gap.",
-        "",
-        0.0,
-        0.5,
+        100.0,
+        low_open=True,
     )
     cluster_every_ticks: int = setting(
         10,
@@ -150,7 +178,7 @@ class SyncConfig(SettingsConfig):
     )
     cluster_sample_size: int = setting(
         16384,
-        "Detection histograms an evenly strided sample of at most about this many jewels (a 5 % cluster still has "
+        "Detection fits an evenly strided sample of at most about this many jewels (a 5 % cluster still has "
         "~800 members in it); per-jewel labels are computed over all jewels only when there are >= 2 clusters.",
         "",
         101,
@@ -167,7 +195,7 @@ class SyncConfig(SettingsConfig):
     )
     cluster_span_hz: float = setting(
         2.0,
-        "The detection histogram covers the population mean +- this; natural frequencies outside are clipped in.",
+        "Detection sees the population mean +- this; natural frequencies outside are clipped in.",
         "Hz",
         0.0,
         100.0,
@@ -208,8 +236,6 @@ class SyncConfig(SettingsConfig):
     )
 
     def cross_field_problems(self) -> list[str]:
-        if self.cluster_span_hz / (self.cluster_gap_hz / 4.0) > 2_000_000:
-            return ["cluster_span_hz / cluster_gap_hz too large (histogram would exceed 8e6 bins)"]
         return []
 
 

@@ -17,8 +17,13 @@ place, see :meth:`PhaseLockKernel.step`).
 Controller (``mode='controller'``), per active jewel (e in cycles, frequencies in Hz, s = coupling scale)::
 
     every tick:
-      e_i     = wrap(psi_ref_i - theta_hat_i)                  theta_hat_i = theta_i + f_rep_i * (now - t_i)
-      target  = s * kp * e_i - g_i  =  (Omega_i - nat_i) + s * kp * e_i + I_i     (feed-forward + P + I)
+      y_i     = theta_i + f_rep_i * (now - t_i)                       the last report predicted to now
+      th_i   += f_rep_i * dt;  v = wrap(y_i - th_i)                    phase estimate: predict, innovation
+      th_i   += v if |v| > estimate_gate_cycles else estimate_gain * v
+      e_i     = wrap(psi_ref_i - th_i)
+      d_i     = e_i - way_i          way_i = rint(e_i - long_way_lookahead_s * (2 g_i + cmd_i)) (slow ticks)
+      rate    = s * sign(d_i) * min(kp |d_i|, sqrt(2 approach_decel_fraction max_slew_hz_per_s |d_i|))
+      target  = rate - g_i  =  (Omega_i - nat_i) + I_i + rate                  (feed-forward + I + approach)
       cmd_i  += clip(clip(target, +-max_offset_hz) - cmd_i, +-max_slew_hz_per_s * dt)
     every integral_every_ticks ticks (dt_s = time since the last such tick):
       nat_i  += min(1, dt_s / frequency_filter_s) * (raw_i - nat_i)  raw_i = frequency - frequency_offset (latest)
@@ -28,9 +33,13 @@ Controller (``mode='controller'``), per active jewel (e in cycles, frequencies i
 ``Omega_i`` is the jewel's target frequency: the population mean of ``nat`` (default), a cluster merge target,
 its cluster's channel frequency, or a steered reference (:meth:`PhaseLockKernel.set_reference`);
 ``psi_ref_i`` advances at ``Omega_i``. The feed-forward removes each jewel's detuning, the integral any residual
-bias, so the loop is type 2 (zero steady phase error for a constant detuning). The default
-``kp = 2 * max_slew_hz_per_s / max_offset_hz`` is the largest proportional gain whose saturated approach never
-needs a faster deceleration than the slew limit allows (no overshoot from the comfort limit).
+bias, so the loop is type 2 (zero steady phase error for a constant detuning). The approach is the
+minimum-time (bang-bang) law of the comfort limits: full offset towards the target, braking on the slew limit's
+curve, linear (gain kp) near the target; a jewel whose detuning and current rate make the other way round the
+shorter trip takes it (``way_i``). bench/sync_lock.py measures it against the physical bound of any law.
+Every figure (r, psi, lock_fraction, rms_phase_error) uses the phase estimates ``th_i``; rms_phase_error adds
+the estimate's error variance (``estimate_gain / 2`` x the innovation variance). In 'kuramoto' mode the errors
+are measured from psi (the reference is re-anchored on psi every tick).
 
 ``mode='kuramoto'`` is the reference plain mean-field Kuramoto: ``offset_i = s*K*r*sin(psi - theta_i)/(2 pi)`` Hz,
 computed trig-free per jewel from the float32 ``cos/sin`` of the wrapped errors (``r sin(psi-theta) =
@@ -42,7 +51,8 @@ accumulation across blocks, and
 runs in cache-sized blocks of ``SyncConfig.chunk`` slots (a loop over blocks, never over jewels or clusters).
 Amortised work: the natural-frequency filter, the integrator and the population mean run every
 ``integral_every_ticks`` ticks (default 4); cluster detection every ``cluster_every_ticks`` ticks (default 10 =
-200 ms, a histogram of a strided sample of <= ``cluster_sample_size`` jewels); the channel allocation only
+200 ms, a Gaussian partition of a strided sample of <= ``cluster_sample_size`` jewels, :mod:`.clusters`); the
+channel allocation only
 when the cluster structure changes. r, psi, lock figures, per-driver and per-cluster order parameters are
 computed every tick. Float32 is ample here: phases are wrapped to +-0.5 cycle (resolution ~6e-8 cycle),
 offsets and frequencies <= 20 Hz (resolution ~1e-6 Hz); absolute times stay float64.
@@ -56,10 +66,16 @@ from lumina_nodes.constants import JEWEL_NONE
 from lumina_nodes.phase import INV_TWO_PI, TWO_PI, wrap_cycles, wrap_phase
 
 from .channels import assign_channels
+from .clusters import gaussian_partition
 from .config import SyncConfig
 from .results import REJECT_REASONS, ClusterTable, DriverTable, IngestReport, TickResult
 
-_MAX_ABS_PHASE = 64 * math.pi
+# Phases of any wrapping are taken (a device may report an unwrapped phase counter) up to |phase| <= 2**36 rad
+# (~1.1e10 cycles: 17 years of a 20 Hz counter), where the float64 spacing is 2**-16 rad = 1.5e-5 rad, far below
+# the report noise; beyond it the phase has lost its fraction of a cycle and is rejected (bad_phase). Phases
+# within +-64 pi are stored as they are (float32 cycles, +-32); larger ones are wrapped in float64 first.
+_MAX_ABS_PHASE = 2.0**36
+_WRAPPED_PHASE = 64 * math.pi
 _mn = np.minimum.reduce  # direct ufunc reductions (NaN-propagating; skip ndarray.min's Python layer)
 _mx = np.maximum.reduce
 try:  # the clip ufunc itself (np.clip adds ~3 us of Python wrapping per call)
@@ -167,6 +183,8 @@ class PhaseLockKernel:
         ("_err", np.float32, 0.0),
         ("_g", np.float32, 0.0),
         ("_raw", np.float32, 0.0),
+        ("_thf", np.float32, 0.0),
+        ("_way", np.float32, 0.0),
         ("_active", np.bool_, False),
         ("_labels", np.intp, 0),
         ("_scratch", np.intp, 0),
@@ -221,8 +239,22 @@ class PhaseLockKernel:
         return []
 
     # ------------------------------------------------------------------ registration
+    @staticmethod
+    def _driver_key(driver_key) -> int:
+        """The key as a Python int; ValueError unless it is an integer in the int64 range (step() reports the
+        keys as an int64 array: anything else is refused at register/ingest, never later inside step())."""
+        if isinstance(driver_key, bool) or not isinstance(driver_key, (int, np.integer)):
+            raise ValueError(f"driver_key must be an integer, got {type(driver_key).__name__} {driver_key!r}")
+        driver_key = int(driver_key)
+        if not -(2**63) <= driver_key < 2**63:
+            raise ValueError(f"driver_key must fit in int64 (-2**63 .. 2**63 - 1), got {driver_key}")
+        return driver_key
+
     def _driver(self, driver_key) -> int:
-        d = self._drv_index.get(driver_key)
+        d = self._drv_index.get(driver_key) if type(driver_key) is int else None
+        if d is None:
+            driver_key = self._driver_key(driver_key)
+            d = self._drv_index.get(driver_key)
         if d is None:
             d = len(self._drv_keys)
             self._drv_index[driver_key] = d
@@ -261,8 +293,21 @@ class PhaseLockKernel:
         return self._register(driver_key, ids, self._now)[0]
 
     def lookup(self, ids) -> np.ndarray:
-        """Slots of known jewel ids without registering new ones: shape (n,) intp, -1 for an unknown id."""
-        ids = np.asarray(ids, dtype=np.uint32)
+        """Slots of known jewel ids without registering new ones: shape (n,) intp, -1 for an unknown id.
+
+        Raises ValueError unless ``ids`` is a 1-D array of integers in the uint32 range (an id >= 2**32 is
+        refused, not wrapped onto another jewel's id)."""
+        ids = np.asarray(ids)
+        if ids.dtype != np.uint32:
+            if ids.ndim != 1 or (ids.dtype.kind not in "iu" and ids.size):
+                raise ValueError(f"ids must be a 1-D array of uint32 values, got {ids.dtype} shape {ids.shape}")
+            if ids.size and (int(ids.min()) < 0 or int(ids.max()) > 0xFFFFFFFF):
+                raise ValueError(
+                    f"ids must be uint32 values (0 .. 2**32 - 1), got values in [{int(ids.min())}, {int(ids.max())}]"
+                )
+            ids = ids.astype(np.uint32)
+        elif ids.ndim != 1:
+            raise ValueError(f"ids must be a 1-D array of uint32 values, got shape {ids.shape}")
         if not self._map_ids.shape[0]:
             return np.full(ids.shape[0], -1, dtype=np.intp)
         pos = np.minimum(np.searchsorted(self._map_ids, ids), self._map_ids.shape[0] - 1)
@@ -343,17 +388,20 @@ class PhaseLockKernel:
         return slots, codes, start
 
     # ------------------------------------------------------------------ ingest
-    def ingest(self, driver_key: int, ids, phase, frequency, frequency_offset, sample_time, now: float) -> IngestReport:
+    def ingest(
+        self, driver_key: int, ids, phase, frequency, frequency_offset, sample_time, now: float, mask=None
+    ) -> IngestReport:
         """Validate and store one driver state batch.
 
         Parameters
         ----------
         driver_key : int
-            The reporting driver.
+            The reporting driver (an int64 value; anything else raises ValueError).
         ids : ndarray, shape (n,), uint32
             Jewel ids.
         phase : ndarray, shape (n,), float64
-            Measured phase (rad, any wrapping).
+            Measured phase (rad, any wrapping up to |phase| <= 2**36 rad, wrapped here; beyond it float64 no
+            longer holds the phase to 1.5e-5 rad and the element is rejected as ``bad_phase``).
         frequency : ndarray, shape (n,), float64
             Frequency in effect at the sample (Hz).
         frequency_offset : ndarray, shape (n,), float64
@@ -362,17 +410,28 @@ class PhaseLockKernel:
             Time the phase was measured (s, kernel clock).
         now : float
             Current kernel time (s).
+        mask : ndarray of bool, shape (n,), optional
+            Which elements are new samples (e.g. not STALE/FAULT). The others are registered with the batch (the
+            driver's cached id -> slot mapping stays that of the whole batch, so a batch with a few stale elements
+            still takes the fast path) but neither stored nor counted: ``received`` counts the masked elements.
 
         Returns
         -------
         IngestReport
             Counts per rejection reason and accepted count.
+
+        Raises
+        ------
+        ValueError
+            If ``now`` is not finite or ``driver_key`` is not an int64 value (caller errors, not bad input).
         """
         cfg = self.config
         rep = IngestReport()
         now = float(now)
         if not math.isfinite(now):
             raise ValueError(f"now must be a finite time, got {now!r}")
+        if type(driver_key) is not int or driver_key not in self._drv_index:
+            driver_key = self._driver_key(driver_key)
         if now > self._now:
             self._now = now
         try:
@@ -397,6 +456,16 @@ class PhaseLockKernel:
             )
             rep.rejected["length_mismatch"] = rep.received
             return rep
+        msk = None
+        if mask is not None:
+            msk = np.asarray(mask)
+            if msk.dtype != np.bool_ or msk.shape != (n,):
+                rep.message_error = f"mask must be a bool array of shape ({n},), got {msk.dtype} shape {msk.shape}"
+                rep.rejected["length_mismatch"] = rep.received
+                return rep
+            rep.received = int(np.count_nonzero(msk))
+            if rep.received == n:
+                msk = None
         if n == 0:
             return rep
         if ids_a.dtype != np.uint32:
@@ -408,75 +477,80 @@ class PhaseLockKernel:
         ph, fr, of = arrs
         reserved = ids_a == JEWEL_NONE
         if reserved.any():  # "no jewel" is not an id (rare: the elements are dropped, counted, the rest kept)
-            rep.rejected["reserved_id"] += int(reserved.sum())
+            rep.rejected["reserved_id"] += int((reserved if msk is None else reserved & msk).sum())
             keep = ~reserved
             ids_a, ph, fr, of = ids_a[keep], ph[keep], fr[keep], of[keep]
             st = st if st.ndim == 0 else st[keep]
+            msk = msk if msk is None else msk[keep]
             n = len(ids_a)
             if not n:
                 return rep
         slots, codes, start = self._register(driver_key, ids_a, now)
+        if msk is not None and not msk.any():
+            return rep  # registered (the whole batch), nothing new to store
         scalar_t = st.ndim == 0
         stv = float(st) if scalar_t else st
         if start < 0:
-            self._ingest_general(slots, ph, fr, of, stv, codes, now, rep)
+            self._ingest_general(slots, ph, fr, of, stv, codes, now, rep, msk)
             return rep
         # fast path: contiguous slots, no registration rejects; block-wise validate-then-commit
         ch = int(cfg.chunk)
         sil_cut = now - cfg.silence_timeout_s
         fut_cut = now + cfg.future_tolerance_s
         fmax = float(cfg.max_frequency_hz)
-        pmax = _MAX_ABS_PHASE
+        pmax = _WRAPPED_PHASE
         if scalar_t and not (sil_cut <= stv <= fut_cut):
-            self._ingest_general(slots, ph, fr, of, stv, None, now, rep)
+            self._ingest_general(slots, ph, fr, of, stv, None, now, rep, msk)
             return rep
         cache = self._cache.get(self._drv_index[driver_key])
         last_t = None
         if scalar_t and cache is not None and cache.last_t is not None and cache.last_t[1] == self._gen_writes:
             last_t = cache.last_t[0]
-        all_fast = True
+        nb = getattr(self, "_ingest_buf", None)
+        if nb is None or nb.shape[0] < ch:
+            nb = self._ingest_buf = np.empty(ch, np.float32)  # natural-frequency estimates of a block
+        all_fast = msk is None
         for a in range(0, n, ch):
             b = min(n, a + ch)
             sa, sb = start + a, start + b
             p, f, o = ph[a:b], fr[a:b], of[a:b]
             tsv = self._t_s[sa:sb]
-            # NaN fails every comparison, so min/max bounds also reject non-finite values
-            ok = (
-                -pmax <= float(_mn(p))
-                and float(_mx(p)) <= pmax
-                and float(_mn(f)) > 0.0
-                and float(_mx(f)) <= fmax
-                and -fmax <= float(_mn(o))
-                and float(_mx(o)) <= fmax
-            )
-            if ok:
-                if scalar_t:
-                    ok = (
-                        (sil_cut <= last_t <= stv)
-                        if last_t is not None
-                        else (float(_mn(tsv)) >= sil_cut and float(_mx(tsv)) <= stv)
-                    )
-                else:
-                    s = st[a:b]
-                    ok = (
-                        float(_mn(tsv)) >= sil_cut
-                        and float(_mn(s)) >= sil_cut
-                        and float(_mx(s)) <= fut_cut
-                        and not np.less(s, tsv, out=self._bm[: b - a]).any()
-                    )
+            mb = None if msk is None else msk[a:b]  # the block's new samples (None: all)
+            if mb is not None and mb.all():
+                mb = None
+            elif mb is not None and not mb.any():
+                continue
+            # the whole block's bounds first (a stale element usually repeats valid values); with a mask, if they
+            # fail, the bounds of the block's new samples only (a stale or faulty element never costs the fast path)
+            s = stv if scalar_t else st[a:b]
+            lim = (fmax, sil_cut, fut_cut, last_t, nb[: b - a])
+            ok, p_lo, p_hi, raw = self._block_ok(p, f, o, s, tsv, None, lim)
+            if not ok and mb is not None:
+                ok, p_lo, p_hi, raw = self._block_ok(p, f, o, s, tsv, mb, lim)
             if not ok:
                 all_fast = False
-                self._ingest_general(slots[a:b], p, f, o, stv if scalar_t else st[a:b], None, now, rep)
+                self._ingest_general(slots[a:b], p, f, o, stv if scalar_t else st[a:b], None, now, rep, mb)
                 continue
-            m = b - a
-            np.multiply(p, INV_TWO_PI, out=self._th[sa:sb], casting="same_kind")
-            np.copyto(self._f_rep[sa:sb], f, casting="same_kind")
-            if scalar_t:
-                tsv.fill(stv)
-            else:
-                np.copyto(tsv, st[a:b])
-            np.subtract(f, o, out=self._raw[sa:sb], casting="same_kind")  # filtered into nat on slow ticks
-            rep.accepted += m
+            if not (-pmax <= p_lo and p_hi <= pmax):  # an unwrapped phase counter: wrap in float64 first
+                with np.errstate(invalid="ignore"):  # an unmasked element may be inf; it is not written
+                    p = p * INV_TWO_PI
+                    p -= np.rint(p)
+                    p *= TWO_PI
+            if mb is None:
+                np.multiply(p, INV_TWO_PI, out=self._th[sa:sb], casting="same_kind")
+                np.copyto(self._f_rep[sa:sb], f, casting="same_kind")
+                if scalar_t:
+                    tsv.fill(stv)
+                else:
+                    np.copyto(tsv, st[a:b])
+                np.copyto(self._raw[sa:sb], raw)  # filtered into nat on slow ticks
+                rep.accepted += b - a
+            else:  # the same, written where the mask is set only
+                np.multiply(p, INV_TWO_PI, out=self._th[sa:sb], where=mb, casting="same_kind")
+                np.copyto(self._f_rep[sa:sb], f, casting="same_kind", where=mb)
+                np.copyto(tsv, stv if scalar_t else st[a:b], where=mb)
+                np.copyto(self._raw[sa:sb], raw, where=mb)
+                rep.accepted += int(np.count_nonzero(mb))
         if cache is not None:
             cache.last_t = (stv, self._gen_writes) if (scalar_t and all_fast) else None
         # blocks wholly written at one scalar time let step() use a scalar age (loop over blocks, not jewels)
@@ -492,9 +566,60 @@ class PhaseLockKernel:
             self._blk_t[j] = stv if (uniform and inside) else math.nan
         return rep
 
-    def _ingest_general(self, slots, ph, fr, of, st, codes, now, rep):
-        """Per-element validation and commit (vectorised over the batch, any slots)."""
+    def _block_ok(self, p, f, o, s, tsv, mb, lim):
+        """Whether a block may take the fast commit: every element (``mb`` None) or every masked one within the
+        bounds of :meth:`_ingest_general`. Returns (ok, lowest phase, highest phase, natural-frequency estimates
+        (float32, in ``lim``'s buffer)). ``s``: the sample time (float) or times (block array)."""
+        fmax, sil_cut, fut_cut, last_t, nb = lim
+        if mb is None:
+            lo, hi, where = _mn, _mx, True
+        else:
+
+            def lo(x):
+                return _mn(x, where=mb, initial=math.inf)
+
+            def hi(x):
+                return _mx(x, where=mb, initial=-math.inf)
+
+            where = mb
+        # NaN fails every comparison, so min/max bounds also reject non-finite values
+        p_lo, p_hi = float(lo(p)), float(hi(p))
+        ok = (
+            -_MAX_ABS_PHASE <= p_lo
+            and p_hi <= _MAX_ABS_PHASE
+            and float(lo(f)) > 0.0
+            and float(hi(f)) <= fmax
+            and -fmax <= float(lo(o))
+            and float(hi(o)) <= fmax
+        )
+        if not ok:
+            return False, p_lo, p_hi, None
+        # natural-frequency estimates, from bounded f and o (no overflow in the float32 cast)
+        raw = np.subtract(f, o, out=nb, where=where, casting="same_kind")
+        if not (float(lo(raw)) > 0.0 and float(hi(raw)) <= fmax):
+            return False, p_lo, p_hi, None
+        if isinstance(s, float):
+            ok = (sil_cut <= last_t <= s) if last_t is not None else (float(lo(tsv)) >= sil_cut and float(hi(tsv)) <= s)
+        else:
+            bm = self._bm[: s.shape[0]]
+            if mb is not None:
+                bm.fill(False)
+            ok = (
+                float(lo(tsv)) >= sil_cut
+                and float(lo(s)) >= sil_cut
+                and float(hi(s)) <= fut_cut
+                and not np.less(s, tsv, out=bm, where=where).any()
+            )
+        return ok, p_lo, p_hi, raw
+
+    def _ingest_general(self, slots, ph, fr, of, st, codes, now, rep, mask=None):
+        """Per-element validation and commit (vectorised over the batch, any slots); only the elements where
+        ``mask`` is set (default all) are validated, counted and stored."""
         cfg = self.config
+        if mask is not None:
+            slots, ph, fr, of = slots[mask], ph[mask], fr[mask], of[mask]
+            st = st if np.ndim(st) == 0 else st[mask]
+            codes = None if codes is None else codes[mask]
         n = slots.shape[0]
         code = np.zeros(n, dtype=np.int8) if codes is None else codes.copy()
         valid_slot = slots >= 0
@@ -505,11 +630,14 @@ class PhaseLockKernel:
             code[sel] = _CODE[name]
 
         mark("non_finite", ~(np.isfinite(ph) & np.isfinite(fr) & np.isfinite(of)))
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             mark("bad_frequency", ~((fr > 0.0) & (fr <= cfg.max_frequency_hz)))
             mark("bad_offset", ~(np.abs(of) <= cfg.max_frequency_hz))
+            nat = fr - of
+            mark("bad_natural_frequency", ~((nat > 0.0) & (nat <= cfg.max_frequency_hz)))
             mark("bad_phase", ~(np.abs(ph) <= _MAX_ABS_PHASE))
         st_a = np.broadcast_to(np.asarray(st, dtype=np.float64), (n,))
+        mark("bad_sample_time", ~np.isfinite(st_a))
         mark("future_sample", ~(st_a <= now + cfg.future_tolerance_s))
         mark("expired_sample", ~(st_a >= now - cfg.silence_timeout_s))
         told = self._t_s[safe]
@@ -526,7 +654,7 @@ class PhaseLockKernel:
         raw = f - of[acc]
         recap = told[acc] < now - cfg.silence_timeout_s
         self._raw[s] = raw
-        self._th[s] = ph[acc] * INV_TWO_PI
+        self._th[s] = wrap_cycles(ph[acc] * INV_TWO_PI)  # any wrapping in, [-0.5, 0.5) cycle stored
         self._f_rep[s] = f
         self._t_s[s] = st_a[acc]
         self._blocks_dirty(s)
@@ -689,12 +817,16 @@ class PhaseLockKernel:
             om_tab32 = self._om_tab.astype(np.float32)
         psi_ref = self._psi_ref
         scale = float(cfg.coupling_scale)
-        kp = float(cfg.kp * scale)
         ki_dt = float(cfg.ki * scale * sdt)
         alpha = float(min(1.0, sdt / cfg.frequency_filter_s))
         zone = float(cfg.integral_zone_cycles)
         ilim = float(cfg.integral_limit_hz)
         umax = float(cfg.max_offset_hz)
+        beta = float(cfg.estimate_gain)
+        gate = float(cfg.estimate_gate_cycles)
+        kp_lin = float(cfg.kp)
+        brake2 = float(2.0 * cfg.approach_decel_fraction * cfg.max_slew_hz_per_s)
+        tau = float(cfg.long_way_lookahead_s)
         slew = float(cfg.max_slew_hz_per_s * dt)
         sarr = self._scale_arr
         runs = self._runs(n, ch)
@@ -713,13 +845,13 @@ class PhaseLockKernel:
         if kur and self._kcs is None:
             self._kcs = np.zeros((2, self._cap), np.float32)
         n_act = 0
-        sC = sS = sL = sQ = sN = 0.0
+        sC = sS = sL = sQ = sN = sP = 0.0
         cos_thr = math.cos(cfg.lock_threshold_rad)
         exact = bool(cfg.exact_sums)
         ones = self._ones32
         views = self._block_views(n, ch, kur)
         blk_t, blk_all = self._blk_t, self._blk_all_act
-        for j, (a, m, ts, act, ec, th, fr, nat, g, integ, cmd, raw, x, t, bm, cs) in enumerate(views):
+        for j, (a, m, ts, act, ec, th, fr, nat, g, integ, cmd, raw, x, t, bm, cs, thf, y, way) in enumerate(views):
             # one cache block of `chunk` slots (a loop over blocks, never over jewels)
             tb = blk_t[j]
             if tb == tb and tb >= sil_cut:  # whole block sampled at one time tb (fast-path ingest)
@@ -749,10 +881,27 @@ class PhaseLockKernel:
             if multi:
                 lab = self._labels[a : a + m]
             psi = np.take(psi_tab32, lab, out=self._bp[:m]) if sep else psi_ref
-            # predicted wrapped error (cycles, float32): e = wrap(psi - (th + f_rep * age)); rint into the
-            # scratch block is the cheapest wrap (two passes, no temporary); +-0.5 are the same error
-            np.add(th, x, out=ec)
-            np.subtract(psi, ec, out=ec)
+            # phase estimate thf (cycles, float32): predicted at the reported frequency, corrected by
+            # estimate_gain x the wrapped innovation wrap(report predicted to now - thf); an innovation beyond
+            # the gate (a jump, a re-capture) takes the report. rint into the scratch block is the cheapest wrap
+            # (two passes, no temporary); +-0.5 are the same error
+            np.add(th, x, out=ec)  # the last report predicted to now
+            np.multiply(fr, dt, out=x)
+            thf += x
+            ec -= thf
+            np.rint(ec, out=x)
+            ec -= x
+            _clip(ec, -gate, gate, out=x)
+            sP += float(np.dot(x, x))
+            np.not_equal(ec, x, out=bm)
+            x *= beta
+            np.copyto(x, ec, where=bm)
+            thf += x
+            if slow:
+                np.rint(thf, out=x)
+                thf -= x
+            # estimated wrapped error to the target: e = wrap(psi - thf)
+            np.subtract(psi, thf, out=ec)
             np.rint(ec, out=x)
             ec -= x
             if nsil:  # silent: e = 0 -> contributes exactly (1, 0) and 'locked'
@@ -820,7 +969,26 @@ class PhaseLockKernel:
                     g -= np.take(om_tab32, lab, out=self._bo[:m])
                 else:
                     g -= om_ref
-            np.multiply(ec, kp, out=t)
+            # minimum-time approach: d = e - way, way = rint(e - tau * (2 g + cmd)) (refreshed on slow ticks; the
+            # choice reinforces itself) is the signed distance the chosen way round (the long way when detuning
+            # g and current rate g + cmd make it the shorter trip); the phase rate min(kp |d|, sqrt(brake2 |d|))
+            # towards it (linear near the target, the slew limit's braking curve farther out), scaled, then
+            # offset = rate - g
+            if slow:
+                np.add(g, cmd, out=t)
+                t += g
+                t *= tau
+                np.subtract(ec, t, out=t)
+                np.rint(t, out=way)
+            np.subtract(ec, way, out=t)
+            np.abs(t, out=x)
+            np.multiply(x, kp_lin, out=y)
+            x *= brake2
+            np.sqrt(x, out=x)
+            np.minimum(x, y, out=x)
+            np.copysign(x, t, out=t)
+            if scale != 1.0:
+                t *= scale
             if sarr is not None:
                 t *= sarr[a : a + m]
             t -= g
@@ -844,7 +1012,8 @@ class PhaseLockKernel:
                 self._psi_ref = psi * INV_TWO_PI
                 self._need_ref_init = False
             lockf = sL / n_act
-            rms = math.sqrt(sQ / n_act) * TWO_PI
+            # E[e^2] = E[estimate^2] + its error variance (~ estimate_gain / 2 x the innovation variance)
+            rms = math.sqrt(sQ / n_act + 0.5 * beta * sP / n_act) * TWO_PI
         else:
             r = psi = 0.0
             lockf = rms = float("nan")
@@ -852,6 +1021,8 @@ class PhaseLockKernel:
         self._last_psi = psi
         if kur and n:
             self._kuramoto_commands(n, ch, sC, sS, n_act, scale, umax, slew)
+            if n_act:  # Kuramoto has no target: errors (lock_fraction, rms_phase_error) are measured from psi
+                self._psi_ref = psi * INV_TWO_PI
         # ---- drivers
         if self._drv_keys_arr.shape[0] != nd:
             self._drv_keys_arr = np.asarray(self._drv_keys, dtype=np.int64)
@@ -929,6 +1100,9 @@ class PhaseLockKernel:
                     self._bt[:m],
                     self._bm[:m],
                     cs,
+                    self._thf[a:b],
+                    self._bo[:m],
+                    self._way[a:b],
                 )
             )
         self._views = views
@@ -976,68 +1150,25 @@ class PhaseLockKernel:
 
     # ------------------------------------------------------------------ clusters
     def _detect_clusters(self, n, n_act):
-        """O(N) histogram of natural-frequency estimates; split at empty gaps >= cluster_gap_hz, drop groups
-        smaller than cluster_min_fraction into their nearest neighbour; act after cluster_confirm detections."""
+        """Gaussian clusters of the natural-frequency estimates (:func:`.clusters.gaussian_partition`: penalised
+        classification likelihood on an evenly strided sample of <= cluster_sample_size active jewels, groups
+        smaller than cluster_min_fraction / cluster_min_size join their nearest cluster); act after
+        cluster_confirm detections."""
         cfg = self.config
         nat_all = self._nat[:n]  # float32
         act_all = self._active[:n]
-        h = cfg.cluster_gap_hz / 4.0
-        # histogram on an evenly strided sample of at most cluster_sample_size slots (O(N/stride))
         stride = max(1, n // int(cfg.cluster_sample_size))
-        nat, act = nat_all[::stride], act_all[::stride]
-        ns = nat.shape[0]
-        n_s = int(np.count_nonzero(act)) if n_act < n else ns
+        sample = nat_all[::stride]
+        if n_act < n:
+            sample = sample[act_all[::stride]]
+        n_s = sample.shape[0]
         if n_s == 0:
             return
-        nsil = ns - n_s
-        if nsil:
-            fmin = float(np.minimum.reduce(nat, where=act, initial=np.inf))
-            fmax = float(np.maximum.reduce(nat, where=act, initial=-np.inf))
-        else:
-            fmin, fmax = float(np.minimum.reduce(nat)), float(np.maximum.reduce(nat))
         center = self._omega_pop
-        lo = max(fmin, center - cfg.cluster_span_hz)
-        hi = min(fmax, center + cfg.cluster_span_hz)
-        nb = int((hi - lo) / h) + 2  # +2: float32 rounding at the top edge stays inside
-
-        def bins(v, a_):
-            x = np.subtract(v, lo)
-            x *= 1.0 / h
-            _clip(x, 0.0, nb - 1, out=x)
-            i = x.astype(np.intp)
-            if a_ is not None:
-                i[~a_] = nb
-            return i
-
-        idx = bins(nat, act if nsil else None)
-        counts = np.bincount(idx, minlength=nb + 1)[:nb]
-        # gap criterion: >= cluster_gap_hz and >= cluster_gap_spacing_factor typical neighbour spacings
-        cum = np.cumsum(counts)
-        q1, q3 = np.searchsorted(cum, [0.25 * n_s, 0.75 * n_s])
-        spacing = (q3 - q1 + 1) * h / n_s
-        gap_bins = max(4, int(math.ceil(cfg.cluster_gap_spacing_factor * spacing / h)))
+        sample = _clip(sample, center - cfg.cluster_span_hz, center + cfg.cluster_span_hz)
         min_size = max(cfg.cluster_min_fraction * n_s, cfg.cluster_min_size / stride)
-        occ = np.flatnonzero(
-            counts > max(cfg.cluster_noise_fraction * n_s, cfg.cluster_valley_fraction * float(counts.max()))
-        )
-        labels_of_bin = None
-        k = 1
-        if occ.shape[0] > 1:
-            split = (np.diff(occ) - 1) >= gap_bins  # >= 4 empty bins of gap/4 = an empty gap >= cluster_gap_hz
-            if split.any():
-                seg = np.concatenate([[0], np.cumsum(split)])
-                wts = counts[occ].astype(np.float64)
-                sizes = np.bincount(seg, weights=wts)
-                cent = np.bincount(seg, weights=wts * (lo + (occ + 0.5) * h)) / sizes
-                keep = np.flatnonzero(sizes >= min_size)
-                if keep.shape[0] >= 2:
-                    k = int(keep.shape[0])
-                    kc = cent[keep]
-                    bounds = 0.5 * (kc[1:] + kc[:-1])
-                    seg_to_k = np.searchsorted(bounds, cent)  # nearest kept cluster
-                    # every bin -> segment of the nearest occupied bin at or left of it
-                    pos = np.clip(np.searchsorted(occ, np.arange(nb), side="right") - 1, 0, None)
-                    labels_of_bin = seg_to_k[seg[pos]]
+        part = gaussian_partition(sample, min_size, cfg.cluster_gap_hz, cfg.cluster_penalty)
+        k = part.k
         if k != self._cand_k:
             self._cand_k = k
             self._cand_count = 1
@@ -1048,18 +1179,14 @@ class PhaseLockKernel:
         if k == 1:
             if self._k != 1 or self._cl_center.shape[0] != 1:
                 self._set_single()
-            # spread from the histogram (bin width cluster_gap_hz/4), mean = exact population mean
-            cen = lo + (np.arange(nb) + 0.5) * h
-            tot = max(float(counts.sum()), 1.0)
-            mh = float(np.dot(counts, cen)) / tot
-            var = float(np.dot(counts, (cen - mh) ** 2)) / tot
+            # spread of the sample, mean = exact population mean
             self._cl_center = np.array([center])
-            self._cl_spread = np.array([math.sqrt(var)])
+            self._cl_spread = part.spread[:1].copy()
             return
         act = act_all
         nat = nat_all.astype(np.float64)
         labels = self._labels[:n]
-        np.take(labels_of_bin, bins(nat_all, None) if stride > 1 else np.minimum(idx, nb - 1), out=labels)
+        labels[:] = part.labels(nat)
         w = act.astype(np.float64)
         cnt = np.maximum(np.bincount(labels, weights=w, minlength=k), 1.0)
         mu = np.bincount(labels, weights=nat * w, minlength=k) / cnt

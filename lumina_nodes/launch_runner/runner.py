@@ -260,7 +260,9 @@ class Supervisor:
             self.out.log("ERROR", spec.name, f"failed to start process {spec.cmd!r}: {e}")
             self.failed.append(f"{spec.name}: could not be started ({e})")
             p.state = "done"
-            self.begin_shutdown()  # an exception in ros2 launch shuts the whole launch down
+            # Kilted's launch logs it and keeps the rest running; one the launch cannot do without ends it
+            if spec.required:
+                self.begin_shutdown()
             return
         p.state = "running"
         p.signals_sent = set()

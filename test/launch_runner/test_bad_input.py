@@ -210,6 +210,17 @@ def test_process_that_cannot_be_started_fails_the_launch_without_a_traceback(tmp
     assert "failed to start process" in screen.getvalue()
 
 
+def test_a_process_that_cannot_be_started_leaves_the_others_running(tmp_path):
+    """As Kilted's launch: the failure is logged and the launch goes on (and fails at its end)."""
+    bad = ProcessSpec(name="bad-1", cmd=["true", "a\x00b"], env={"PATH": "/usr/bin:/bin"})
+    marker = tmp_path / "ran"
+    good = ProcessSpec(name="good-2", cmd=["sh", "-c", f"sleep 1; touch {marker}"], env={"PATH": "/usr/bin:/bin"})
+    screen = io.StringIO()
+    assert run([bad, good], log_dir=str(tmp_path / "log"), screen=screen, install_signal_handlers=False) == 1
+    assert marker.exists(), screen.getvalue()  # good-2 ran to its end instead of being stopped
+    assert "[INFO] [good-2]: process has finished cleanly" in screen.getvalue()
+
+
 # ------------------------------------------------------------------------------------------
 # XML that cannot be read, nesting beyond the interpreter's recursion limit
 # ------------------------------------------------------------------------------------------

@@ -264,4 +264,14 @@ def isolated_graph(probe_name="bench_probe"):
     finally:
         probe.close()
         manager.stop_all()
+        leftovers = []
+        for proc in manager.leftovers():
+            try:
+                leftovers.append((proc.pid, proc.cmdline()))
+                proc.kill()
+            except psutil.Error:
+                pass
         lease.release()
+    # as the tests' `processes` fixture: a process that outlives its graph is a defect, not noise
+    if leftovers:
+        raise AssertionError(f"processes outlived the graph: {leftovers}")

@@ -75,15 +75,30 @@ build_hash=$( {
   find lumina_nodes launch config -type f ! -name '*.pyc' | LC_ALL=C sort
 } | sha256sum | cut -d' ' -f1)
 if [ "$(cat install/.lumina-build 2>/dev/null)" != "$build_hash" ]; then
-  say "building the package with colcon (interfaces, nodes, launch files)"
+  say "building the package with colcon (interfaces, nodes, launch files; the first build takes a few minutes)"
+  build_started=$SECONDS
   export CMAKE_PREFIX_PATH="$venv" AMENT_PREFIX_PATH="$venv"
   mkdir -p build
-  if ! "$venv/bin/colcon" --log-base build/log build --symlink-install --base-paths "$root" \
-      --build-base build --install-base install --event-handlers console_cohesion- status- \
-      --cmake-args -DPython3_EXECUTABLE="$venv/bin/python" -DBUILD_TESTING=OFF > build/colcon.log 2>&1; then
+  "$venv/bin/colcon" --log-base build/log build --symlink-install --base-paths "$root" \
+    --build-base build --install-base install --event-handlers console_cohesion- status- console_direct+ \
+    --cmake-args -DPython3_EXECUTABLE="$venv/bin/python" -DBUILD_TESTING=OFF > build/colcon.log 2>&1 &
+  colcon_pid=$!
+  # The first build takes minutes: a line every 20 s says it is alive and what it is doing.
+  next_report=$((SECONDS + 20))
+  while kill -0 "$colcon_pid" 2>/dev/null; do
+    sleep 1
+    if [ "$SECONDS" -ge "$next_report" ]; then
+      say "still building ($((SECONDS - build_started)) s): $(grep -v '^\s*$' build/colcon.log | tail -n 1 | cut -c1-90)"
+      next_report=$((SECONDS + 20))
+    fi
+  done
+  if ! wait "$colcon_pid"; then
     tail -n 60 build/colcon.log >&2
     die "colcon build failed; the full log is build/colcon.log."
   fi
+  # --symlink-install keeps links to files that were deleted since: a stale module would still import
+  find install -xtype l -delete
+  say "built in $((SECONDS - build_started)) s"
   echo "$build_hash" > install/.lumina-build
 fi
 say "ready (source env.sh to use this environment in a shell)"

@@ -205,18 +205,20 @@ class Synchronizer(Node):
         ]
         status = from_field(msg.status, np.uint8)
         mismatch = ""
+        fresh = None  # every element is a new sample
+        phase, frequency, offset, sample_age = arrays
         if status.size in (0, ids.size) and all(a.size == ids.size for a in arrays):
             # STALE/FAULT elements repeat the jewel's last report: not new samples, so not ingested (and not
-            # counted as rejects); they stay in the command batch.
-            fresh = (status & (JewelStateBatch.STATUS_STALE | JewelStateBatch.STATUS_FAULT)) == 0
-            reported = ids
-            if status.size and not fresh.all():
-                reported, arrays = ids[fresh], [a[fresh] for a in arrays]
-                driver.stale_elements += int(fresh.size - np.count_nonzero(fresh))
-            phase, frequency, offset, sample_age = arrays
+            # counted as rejects); they stay in the command batch. The kernel gets the whole batch and a mask
+            # (not a subset): its cached id -> slot mapping is the batch's, so the fast path stays taken.
+            if status.size:
+                fresh = (status & (JewelStateBatch.STATUS_STALE | JewelStateBatch.STATUS_FAULT)) == 0
+                stale = int(fresh.size - np.count_nonzero(fresh))
+                driver.stale_elements += stale
+                fresh = fresh if stale else None
             sample_time = stamp - sample_age
         else:  # the kernel rejects the message as a length mismatch; the warning names the message's own fields
-            reported, (phase, frequency, offset, sample_age), sample_time = ids, arrays, np.zeros(0)
+            sample_time = np.zeros(0)
             names = ("phase", "frequency", "frequency_offset", "sample_age", "status")
             sizes = dict(zip(names, [a.size for a in arrays] + [status.size], strict=True))
             mismatch = ", ".join(
@@ -224,9 +226,12 @@ class Synchronizer(Node):
             )
         if driver.driver_id in self.released:  # not taken: its jewels fall silent and run free, still commanded
             driver.batches_released += 1
-            reported, phase, frequency, offset, sample_time = (a[:0] for a in (ids, phase, frequency, offset, ids))
-            sample_time = sample_time.astype(np.float64)
-        report = self.kernel.ingest(driver.key, reported, phase, frequency, offset, sample_time, now)
+            fresh = np.zeros(ids.size, np.bool_)
+        try:
+            report = self.kernel.ingest(driver.key, ids, phase, frequency, offset, sample_time, now, mask=fresh)
+        except (ValueError, TypeError) as error:  # a caller error by the kernel's contract: counted, never a crash
+            self._kernel_refused(driver, msg, ids.size, error)
+            return
         self._count_rejects(report)
         if report.message_error:
             driver.batches_rejected += 1
@@ -237,8 +242,13 @@ class Synchronizer(Node):
                 f"state batch {msg.seq} of {driver.namespace} rejected: {reason}", throttle_duration_sec=5.0
             )
             return
+        try:
+            slots = self.kernel.register(driver.key, ids)  # cached by the ingest above: the same ids cost nothing
+        except (ValueError, TypeError) as error:
+            self._kernel_refused(driver, msg, ids.size, error)
+            return
         driver.ids_field = msg.ids
-        driver.slots = self.kernel.register(driver.key, ids)  # cached: the same ids as last time cost nothing
+        driver.slots = slots
         driver.batches += 1
         driver.last_stamp = stamp
         driver.last_arrival = now
@@ -250,6 +260,14 @@ class Synchronizer(Node):
     def _active_drivers(self):
         horizon = clock_seconds(self) - self.config.silence_timeout_s
         return [d for d in self.drivers.values() if d.last_arrival is not None and d.last_arrival >= horizon]
+
+    def _kernel_refused(self, driver, msg, size, error):
+        """A batch the kernel raised on: its elements counted under kernel_refused, a WARN, never a crash."""
+        driver.batches_rejected += 1
+        self.ingest_rejects["kernel_refused"] = self.ingest_rejects.get("kernel_refused", 0) + size
+        self.get_logger().warning(
+            f"state batch {msg.seq} of {driver.namespace} refused by the kernel: {error}", throttle_duration_sec=5.0
+        )
 
     def _count_rejects(self, report):
         for reason, count in report.rejected.items():

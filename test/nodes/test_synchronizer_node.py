@@ -382,3 +382,41 @@ def test_set_rhythm_requests_are_range_checked(processes, ros_node):
         assert not response.accepted and reason in response.message, response.message
     response = call(ros_node, SetRhythm, "/sync/set_rhythm", SetRhythm.Request(frequency=1.1, slew_rate=0.01))
     assert response.accepted and "steering to 1.1 Hz" in response.message
+
+
+def test_invalid_reports_and_stale_elements_are_counted_never_a_crash(fake_driver, processes, ros_node):
+    """Issue 13 finding 5 through the node: a negative natural frequency, NaN sample ages and a phase beyond 2**36
+    rad are counted rejects (WARN on /diagnostics); an unwrapped phase counter is taken; STALE/FAULT elements,
+    whatever they carry, are neither used nor counted (the node passes them masked, not as a subset)."""
+    pub, states, diagnostics = fake_driver.pub, fake_driver.states, fake_driver.diagnostics
+    ids = np.arange(1, 21, dtype=np.uint32)
+    phase = np.linspace(-3, 3, 20) + TWO_PI * 40.0  # an unwrapped counter 40 cycles on: taken
+    freq, offset, age = np.full(20, 1.0), np.zeros(20), np.zeros(20)
+    freq[0], offset[0] = 0.5, 10.0  # natural frequency -9.5 Hz
+    age[1] = np.nan  # no sample time
+    phase[2] = 1e12  # beyond 2**36 rad
+    msg = state_batch(ros_node, ids, phase, freq, offset, age)
+    status = np.zeros(20, np.uint8)
+    status[[5, 6]] = JewelStateBatch.STATUS_STALE
+    status[7] = JewelStateBatch.STATUS_FAULT | JewelStateBatch.STATUS_STALE
+    garbage = from_field(msg.frequency, np.float64).copy()
+    garbage[[5, 6, 7]] = -3.0  # stale/faulty elements: never looked at
+    msg.frequency = to_field(garbage, np.float64)
+    msg.status = to_field(status, np.uint8)
+    pub.publish(msg)
+
+    def counted():
+        values = latest_loop_values(diagnostics)
+        return "rejected_bad_phase" in values
+
+    ros_node.spin_until(counted, 10, "diagnostics counting the rejects")
+    values = latest_loop_values(diagnostics)
+    rejected = {k[len("rejected_") :]: int(v) for k, v in values.items() if k.startswith("rejected_")}
+    assert rejected == {"bad_natural_frequency": 1, "bad_sample_time": 1, "bad_phase": 1}
+    loop = [s for a in diagnostics for s in a.status if s.name.endswith("synchronizer: loop")][-1]
+    assert loop.level == b"\x01"  # WARN
+    assert processes.processes[0].running()
+    reporting = [m for m in states if m.jewels_active]  # a single batch: active until silence_timeout_s
+    assert reporting and {m.jewels_active for m in reporting} == {20 - 3 - 3}
+    assert all(m.collective_frequency == 1.0 for m in reporting)
+    assert states[-1].jewels_total == 20  # the stale jewels are registered (commanded), just not sampled

@@ -524,9 +524,9 @@ class PhaseLockKernel:
             # fail, the bounds of the block's new samples only (a stale or faulty element never costs the fast path)
             s = stv if scalar_t else st[a:b]
             lim = (fmax, sil_cut, fut_cut, last_t, nb[: b - a])
-            ok, p_lo, p_hi, raw = self._block_ok(p, f, o, s, tsv, None, lim)
+            ok, p_lo, p_hi = self._block_ok(p, f, o, s, tsv, None, lim)
             if not ok and mb is not None:
-                ok, p_lo, p_hi, raw = self._block_ok(p, f, o, s, tsv, mb, lim)
+                ok, p_lo, p_hi = self._block_ok(p, f, o, s, tsv, mb, lim)
             if not ok:
                 all_fast = False
                 self._ingest_general(slots[a:b], p, f, o, stv if scalar_t else st[a:b], None, now, rep, mb)
@@ -543,13 +543,13 @@ class PhaseLockKernel:
                     tsv.fill(stv)
                 else:
                     np.copyto(tsv, st[a:b])
-                np.copyto(self._raw[sa:sb], raw)  # filtered into nat on slow ticks
+                np.subtract(f, o, out=self._raw[sa:sb], casting="same_kind")  # filtered into nat on slow ticks
                 rep.accepted += b - a
             else:  # the same, written where the mask is set only
                 np.multiply(p, INV_TWO_PI, out=self._th[sa:sb], where=mb, casting="same_kind")
                 np.copyto(self._f_rep[sa:sb], f, casting="same_kind", where=mb)
                 np.copyto(tsv, stv if scalar_t else st[a:b], where=mb)
-                np.copyto(self._raw[sa:sb], raw, where=mb)
+                np.subtract(f, o, out=self._raw[sa:sb], where=mb, casting="same_kind")
                 rep.accepted += int(np.count_nonzero(mb))
         if cache is not None:
             cache.last_t = (stv, self._gen_writes) if (scalar_t and all_fast) else None
@@ -568,8 +568,9 @@ class PhaseLockKernel:
 
     def _block_ok(self, p, f, o, s, tsv, mb, lim):
         """Whether a block may take the fast commit: every element (``mb`` None) or every masked one within the
-        bounds of :meth:`_ingest_general`. Returns (ok, lowest phase, highest phase, natural-frequency estimates
-        (float32, in ``lim``'s buffer)). ``s``: the sample time (float) or times (block array)."""
+        bounds of :meth:`_ingest_general`. Returns (ok, lowest phase, highest phase). ``s``: the sample time
+        (float) or times (block array); ``lim``: (max_frequency_hz, silence cut, future cut, the batch's last
+        scalar time or None, a float32 scratch block)."""
         fmax, sil_cut, fut_cut, last_t, nb = lim
         if mb is None:
             lo, hi, where = _mn, _mx, True
@@ -584,20 +585,16 @@ class PhaseLockKernel:
             where = mb
         # NaN fails every comparison, so min/max bounds also reject non-finite values
         p_lo, p_hi = float(lo(p)), float(hi(p))
-        ok = (
-            -_MAX_ABS_PHASE <= p_lo
-            and p_hi <= _MAX_ABS_PHASE
-            and float(lo(f)) > 0.0
-            and float(hi(f)) <= fmax
-            and -fmax <= float(lo(o))
-            and float(hi(o)) <= fmax
-        )
-        if not ok:
-            return False, p_lo, p_hi, None
-        # natural-frequency estimates, from bounded f and o (no overflow in the float32 cast)
-        raw = np.subtract(f, o, out=nb, where=where, casting="same_kind")
-        if not (float(lo(raw)) > 0.0 and float(hi(raw)) <= fmax):
-            return False, p_lo, p_hi, None
+        f_lo, f_hi, o_lo, o_hi = float(lo(f)), float(hi(f)), float(lo(o)), float(hi(o))
+        ok = -_MAX_ABS_PHASE <= p_lo and p_hi <= _MAX_ABS_PHASE and 0.0 < f_lo and f_hi <= fmax
+        if not (ok and -fmax <= o_lo and o_hi <= fmax):
+            return False, p_lo, p_hi
+        # natural-frequency estimates f - o in (0, fmax]: implied by the bounds above when the offsets are small
+        # (the usual case: no extra pass); else computed (from bounded f and o: no overflow in the float32 cast)
+        if not (f_lo > o_hi and f_hi - o_lo <= fmax):
+            raw = np.subtract(f, o, out=nb, where=where, casting="same_kind")
+            if not (float(lo(raw)) > 0.0 and float(hi(raw)) <= fmax):
+                return False, p_lo, p_hi
         if isinstance(s, float):
             ok = (sil_cut <= last_t <= s) if last_t is not None else (float(lo(tsv)) >= sil_cut and float(hi(tsv)) <= s)
         else:
@@ -610,7 +607,7 @@ class PhaseLockKernel:
                 and float(hi(s)) <= fut_cut
                 and not np.less(s, tsv, out=bm, where=where).any()
             )
-        return ok, p_lo, p_hi, raw
+        return ok, p_lo, p_hi
 
     def _ingest_general(self, slots, ph, fr, of, st, codes, now, rep, mask=None):
         """Per-element validation and commit (vectorised over the batch, any slots); only the elements where

@@ -17,7 +17,11 @@ REJECT_REASONS = (
     "non_finite",  # phase, frequency or frequency_offset is NaN or infinite
     "bad_frequency",  # frequency <= 0 or > max_frequency_hz
     "bad_offset",  # |frequency_offset| > max_frequency_hz
-    "bad_phase",  # |phase| > 64 pi (not a wrapped phase)
+    # the natural-frequency estimate frequency - frequency_offset <= 0 or > max_frequency_hz: the jewel's own
+    # rhythm (what it pulses at with no correction) obeys the same contract as a reported frequency
+    "bad_natural_frequency",
+    "bad_phase",  # |phase| > 2**36 rad (~1.1e10 cycles): beyond it float64 holds the phase to worse than 1.5e-5 rad
+    "bad_sample_time",  # sample_time is NaN or infinite
     "future_sample",  # sample_time > now + future_tolerance_s
     "expired_sample",  # sample_time < now - silence_timeout_s
     "out_of_order",  # sample_time older than the last accepted sample of that jewel
@@ -118,8 +122,10 @@ class TickResult:
     """Figures of one tick. Phases in rad, frequencies in Hz.
 
     ``lock_fraction`` and ``rms_phase_error`` are measured against each active jewel's target (its cluster's
-    channel when clusters run on separate channels); ``order_parameter``/``mean_phase`` are the plain Kuramoto
-    ``r exp(i psi) = mean exp(i theta_hat)`` over active jewels (theta_hat = last report predicted to now).
+    channel when clusters run on separate channels; psi in 'kuramoto' mode), on the kernel's filtered per-jewel
+    phase estimates theta_hat (not the raw noisy reports), and ``rms_phase_error`` includes the estimates' own
+    error variance, so both estimate the true state; ``order_parameter``/``mean_phase`` are the plain Kuramoto
+    ``r exp(i psi) = mean exp(i theta_hat)`` over active jewels.
     """
 
     time: float

@@ -42,12 +42,13 @@ PARAMETERS = (
     Param(
         "first_id",
         1,
-        "Id of the first jewel (sim: ids first_id .. first_id + jewel_count - 1).",
+        "Id of the first jewel: ids first_id .. first_id + jewel_count - 1 (sim: the jewels it simulates; serial: "
+        "the ids it accepts from the bus, frames of other ids are counted as foreign).",
         0,
         2**32 - 1,
         read_only=True,
     ),
-    Param("jewel_count", 16, "Number of jewels this gateway drives (sim).", 1, 1_000_000, read_only=True),
+    Param("jewel_count", 16, "Number of jewels this gateway drives (see first_id).", 1, 1_000_000, read_only=True),
     Param("publish_rate_hz", 50.0, "Rate of state batches, Hz.", 1.0, 500.0, read_only=True),
     Param("seed", 0, "Seed of the simulated sleepers and link (sim).", 0, 2**31 - 1, read_only=True),
     Param("comfort_limit_hz", 0.25, "Largest frequency correction a jewel accepts, Hz.", 0.0, 2.0, read_only=True),
@@ -108,7 +109,9 @@ def backend_parameters(values, namespace="/"):
         }
     if not values["port"]:
         raise StartupError("backend 'serial' needs the 'port' parameter (e.g. port:=/dev/ttyUSB0)")
-    return {**common, "port": values["port"], "baudrate": values["baudrate"]}
+    # the ids this gateway's bus carries; frames of other ids are counted as foreign, not published
+    ids = {"first_id": values["first_id"], "count": values["jewel_count"]}
+    return {**common, **ids, "port": values["port"], "baudrate": values["baudrate"]}
 
 
 class JewelDriver(Node):

@@ -213,11 +213,16 @@ def test_emulator_killed_and_restarted_reconnects(emu, backends, tmp_path):
     time.sleep(1.5)  # several failed re-opens; backoff must stay capped
     vals = diag(b, "link")[3]
     assert float(vals["backoff_s"]) <= 0.4 and int(vals["open_failures"]) >= 2
-    emu.start(link, "--jewels", 3, "--first-id", 20, "--seed", 6)
+    hellos = b.counters["hello_sent"]
+    # a swapped device: the same ids, a stricter comfort limit
+    emu.start(link, "--jewels", 3, "--first-id", 20, "--seed", 6, "--comfort-limit", 0.1)
     assert wait_until(lambda: fresh(b, 3), 5.0) is not None, b.diagnostics()
     vals = diag(b, "link")[3]
     assert int(vals["reconnects"]) >= 1 and int(vals["disconnects"]) >= 1
     assert diag(b, "link")[0] in (0, 1)
+    # HELLO again on reconnect, and the new device's IDENTIFY sets its limit (docs/jewel_protocol.md section 5)
+    assert b.counters["hello_sent"] > hellos
+    assert wait_until(lambda: all(b.jewels[j].comfort_limit == pytest.approx(0.1) for j in (20, 21, 22)), 5.0)
 
 
 def test_port_absent_at_start_then_appears(emu, backends, tmp_path):

@@ -217,16 +217,23 @@ def test_serial_driver_node_talks_to_the_emulator_on_a_pty(processes, ros_node, 
         name="emulator",
     )
     emulator.wait_for_output(r"/dev/pts/\d+")
-    processes.start_node("jewel_driver", "-r", "__ns:=/plaza_s", "-p", "backend:=serial", "-p", f"port:={link}")
+    # the bus carries ids 500..505; this gateway's plaza is 501..504 (first_id, jewel_count): the others are foreign
+    processes.start_node(
+        "jewel_driver",
+        *("-r", "__ns:=/plaza_s", "-p", "backend:=serial", "-p", f"port:={link}"),
+        *("-p", "first_id:=501", "-p", "jewel_count:=4"),
+    )
     states = []
     ros_node.node.create_subscription(JewelStateBatch, "/plaza_s/jewels/state", states.append, BATCH_QOS)
     command_pub = ros_node.node.create_publisher(JewelCommandBatch, "/plaza_s/jewels/command", BATCH_QOS)
-    ros_node.spin_until(lambda: states and len(states[-1].ids) == 6, 15, "states of the 6 emulated jewels")
+    ros_node.spin_until(lambda: states and len(states[-1].ids) == 4, 15, "states of the plaza's 4 emulated jewels")
+    ros_node.spin_for(0.5)
+    assert {len(m.ids) for m in states[-10:]} == {4}, "a jewel of another plaza was published"
     ids = from_field(states[-1].ids, np.uint32)
-    assert sorted(ids.tolist()) == list(range(500, 506))
+    assert sorted(ids.tolist()) == list(range(501, 505))
     assert np.all(np.abs(from_field(states[-1].phase, np.float64)) <= np.pi)
     ros_node.wait_for_subscribers("/plaza_s/jewels/command")
-    command_pub.publish(command(ids, np.full(6, -0.1), driver_id="plaza_s"))
+    command_pub.publish(command(ids, np.full(4, -0.1), driver_id="plaza_s"))
     ros_node.spin_until(
         lambda: np.allclose(from_field(states[-1].frequency_offset, np.float64), -0.1, atol=1e-3),
         5,

@@ -224,7 +224,11 @@ class SerialJewelBackend(JewelBackend):
             self._close_port()
             self.decoder.reset()
             for j in self.jewels.values():
-                j.clock_off = None  # the device may restart while we are away
+                # the device may restart, or be swapped, while we are away: a new clock, and a new IDENTIFY to
+                # ask for (HELLO on reconnect, docs/jewel_protocol.md section 5) with its own comfort limit
+                j.clock_off = None
+                j.identified = False
+                j.hello_asked = -math.inf
             self._schedule_reopen(self._clock())
 
     def _write(self, data: bytes, where: str) -> bool:

@@ -221,7 +221,7 @@ def detection_cost(n, two, reps=15, cfg=None):
             cfg.cluster_penalty,
         )
         if p.k > 1:
-            labels[:] = p.labels(nat)
+            p.labels(nat, out=labels)
         out["new_k"] = p.k
 
     def old():
@@ -325,7 +325,7 @@ def main():
     out = {
         "cluster_detect_rate_small": bands["2 x 25, 0.1 Hz"]["found"],
         "false_split_rate": single[worst_n]["split_ticks"],
-        "false_split_worst_n": int(worst_n),
+        "false_split_worst_n": int(worst_n) if single[worst_n]["split_ticks"] > 0 else None,
         "legacy_detect_rate_small": bands["2 x 25, 0.1 Hz"]["legacy_per_detection"],
         "legacy_false_split_rate": max(s["legacy_per_detection"] for s in single.values()),
         "detect_ms": {k_: round(c["new_ms"], 4) for k_, c in cost.items()},

@@ -60,6 +60,9 @@ def test_three_bands_are_three_clusters():
         p = partition(x)
         assert p.k == 3, (seed, p)
         assert np.mean(p.labels(x) == g) >= 0.95, seed
+        out = np.full(x.shape, 7, np.intp)
+        assert p.labels(x, out=out) is out
+        np.testing.assert_array_equal(out, np.searchsorted(p.bounds, x, side="right"))
 
 
 def test_unequal_bands_stray_values_and_resolution():

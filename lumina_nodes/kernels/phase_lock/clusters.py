@@ -73,9 +73,24 @@ class Partition:
         """Number of clusters (>= 1)."""
         return int(self.size.shape[0])
 
-    def labels(self, frequencies) -> np.ndarray:
-        """Cluster index (intp, shape of ``frequencies``) of each frequency (Hz)."""
-        return np.searchsorted(self.bounds, frequencies, side="right")
+    def labels(self, frequencies, out=None) -> np.ndarray:
+        """Cluster index (intp, shape of ``frequencies``) of each frequency (Hz), written into ``out`` if given.
+
+        Few clusters: the count of bounds at or below each frequency, one SIMD comparison pass per bound (a
+        binary search per value costs ~10 ns each at 1e6 jewels)."""
+        f = np.asarray(frequencies)
+        if out is None:
+            out = np.zeros(f.shape, np.intp)
+        else:
+            out[...] = 0
+        if self.bounds.shape[0] > 8:
+            out[...] = np.searchsorted(self.bounds, f, side="right")
+            return out
+        cmp = np.empty(f.shape, np.bool_)
+        for b in self.bounds:  # a loop over clusters, not values
+            np.greater_equal(f, b, out=cmp)
+            out += cmp
+        return out
 
 
 def _segment_ll(n, ss, floor_var):

@@ -1183,7 +1183,7 @@ class PhaseLockKernel:
         act = act_all
         nat = nat_all.astype(np.float64)
         labels = self._labels[:n]
-        labels[:] = part.labels(nat)
+        part.labels(nat, out=labels)
         w = act.astype(np.float64)
         cnt = np.maximum(np.bincount(labels, weights=w, minlength=k), 1.0)
         mu = np.bincount(labels, weights=nat * w, minlength=k) / cnt

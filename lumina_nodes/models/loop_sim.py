@@ -5,8 +5,9 @@
 offsets clamped by the device and slewed at a bounded rate (no phase jumps). :func:`run_loop` closes the loop
 with any phase-locking kernel (``register``, ``ingest``, ``step``, ``commands_for``: the
 :class:`~lumina_nodes.kernels.phase_lock.PhaseLockKernel` interface), delivering every report one tick late.
-The scenarios measure on the *true* simulated phases, not on the kernel's estimates; bench/sync_lock.py prints
-them and the kernel tests assert on them, so both exercise the same loop.
+:func:`bound_time` and :func:`recovery_bound` are the physical bound of any control law under the comfort
+limits (no law can lock faster). The scenarios measure on the *true* simulated phases, not on the kernel's
+estimates; bench/sync_lock.py prints them and the kernel tests assert on them, so both exercise the same loop.
 
 Units: time s, frequency Hz, :attr:`LoopSim.theta` in cycles, reported phases in rad.
 """
@@ -110,6 +111,12 @@ class LoopSim:
         z = np.exp(1j * TWO_PI * self.theta).mean()
         return abs(z), math.atan2(z.imag, z.real)
 
+    def lock_fraction(self, threshold_rad=0.1):
+        """Fraction of jewels whose true phase is within ``threshold_rad`` of the true mean phase."""
+        z = np.exp(1j * TWO_PI * self.theta).mean()
+        e = wrap_phase(TWO_PI * self.theta - math.atan2(z.imag, z.real))
+        return float(np.mean(np.abs(e) < threshold_rad))
+
     def rms_error(self, mask=None):
         """RMS of the true phases' wrapped distance to their mean phase (rad), over ``mask`` (all if None)."""
         th = self.theta if mask is None else self.theta[mask]
@@ -167,10 +174,12 @@ def lock_scenario(kernel, n, seed, seconds=12.0, scramble_at=8.0):
     Returns
     -------
     dict
-        ``t95_s``, ``t99_s``: time to true r >= 0.95 / 0.99 (s); ``rms_rad``, ``steady_r``: true RMS phase error
-        (rad) and r over the 2 s before the scramble; ``recovery_s``: time from the scramble back to the steady r
-        - 0.01 (s); ``scramble_r_min``: lowest r after it; ``kernel_lock_fraction``, ``kernel_r_vs_true``: the
-        kernel's own lock fraction and r two ticks before the scramble.
+        ``t95_s``, ``t99_s``: time to true r >= 0.95 / 0.99 (s); ``rms_rad``, ``steady_r``, ``lock_fraction``:
+        true RMS phase error (rad), r and lock fraction (within the kernel's lock_threshold_rad of the true mean
+        phase) over the 2 s before the scramble; ``kernel_rms_rad``, ``kernel_lock_fraction``: the kernel's
+        published estimates of the same two over the same ticks; ``recovery_s``: time from the scramble back to
+        the steady r - 0.01 (s); ``scramble_r_min``: lowest r after it; ``kernel_r_vs_true``: the kernel's r two
+        ticks before the scramble.
     """
     rng = np.random.default_rng(seed)
     sim = LoopSim(n, rng)
@@ -184,6 +193,9 @@ def lock_scenario(kernel, n, seed, seconds=12.0, scramble_at=8.0):
         if scramble_at - 2.0 <= now <= scramble_at - 1e-9:
             scramble.setdefault("rms", []).append(s.rms_error())
             scramble.setdefault("r", []).append(s.order()[0])
+            scramble.setdefault("lock", []).append(s.lock_fraction(k.config.lock_threshold_rad))
+            scramble.setdefault("k_rms", []).append(tr.rms_phase_error)
+            scramble.setdefault("k_lock", []).append(tr.lock_fraction)
 
     t, r, res = run_loop(sim, kernel, seconds, on_tick)
     r_steady = float(np.mean(scramble["r"]))
@@ -196,7 +208,9 @@ def lock_scenario(kernel, n, seed, seconds=12.0, scramble_at=8.0):
         "steady_r": r_steady,
         "recovery_s": first_time(t, r >= r_steady - 0.01, after=t_scramble, strict=True),
         "scramble_r_min": float(r[t > t_scramble].min()),
-        "kernel_lock_fraction": float(before.lock_fraction),
+        "lock_fraction": float(np.mean(scramble["lock"])),
+        "kernel_rms_rad": float(np.mean(scramble["k_rms"])),
+        "kernel_lock_fraction": float(np.mean(scramble["k_lock"])),
         "kernel_r_vs_true": float(before.order_parameter),
     }
 
@@ -281,3 +295,68 @@ def kuramoto_ideal(n, seed, coupling, seconds=20.0):
             break
         th += TICK_S * (w + coupling * (Y * c - X * s))
     return t95, t99
+
+
+# --------------------------------------------------------------------------------------------- the physical bound
+def reach_cycles(t, umax=0.25, slew=0.5):
+    """D(t): the farthest a jewel can move its phase (cycles) by time t (s) from rest relative to its drift, with
+    |offset| <= umax (Hz) and |d offset/dt| <= slew (Hz/s): slew t^2/2 up to t = umax/slew, then
+    umax^2/(2 slew) + umax (t - umax/slew)."""
+    t = np.asarray(t, dtype=float)
+    tc = umax / slew
+    return np.where(t <= tc, 0.5 * slew * t * t, 0.5 * umax * umax / slew + umax * (t - tc))
+
+
+def order_bound(d):
+    """Largest r = |mean exp(i theta)| of uniformly spread start phases when each jewel may move at most d
+    cycles either way: 2 d + sin(2 pi d)/pi (1 from d = 1/2 on)."""
+    d = np.minimum(np.asarray(d, dtype=float), 0.5)
+    return 2 * d + np.sin(TWO_PI * d) / np.pi
+
+
+def bound_time(r, umax=0.25, slew=0.5):
+    """Earliest t (s) with order_bound(reach_cycles(t)) >= r (bisection; the bound is increasing in t)."""
+    lo, hi = 0.0, 0.5 / umax + umax / slew + 1.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if order_bound(reach_cycles(mid, umax, slew)) >= r else (mid, hi)
+    return hi
+
+
+def recovery_bound(fraction=0.10, drop=0.01, umax=0.25, slew=0.5):
+    """Earliest return of the whole population to r >= 1 - drop after ``fraction`` of a perfectly locked
+    population is re-randomised: the scrambled group needs r >= 1 - drop / fraction."""
+    return bound_time(1.0 - drop / fraction, umax, slew)
+
+
+def numeric_order_bound(t, n=20_000, seed=0, umax=0.25, slew=0.5, recovery=False, grid=256):
+    """The bound checked on a sampled population, with detuning (f ~ N(1, 0.05) Hz): each jewel can reach the
+    arc theta0 + drift + [-D_minus, D_plus] (D of its own offset room: umax from offset 0 at lock; umax -+ its
+    detuning from its feed-forward offset after a scramble); r <= max over psi (grid) of the mean cos of the
+    distance from psi to the arc."""
+    rng = np.random.default_rng(seed)
+    th = rng.random(n)
+    det = rng.normal(0.0, 0.05, n)
+    if recovery:  # locked: relative rate 0, offset = -detuning; room umax + det ahead, umax - det behind
+        tp = np.minimum(t, (umax + det) / slew)
+        tm = np.minimum(t, (umax - det) / slew)
+        dp = 0.5 * slew * tp * tp + (umax + det) * (t - tp)
+        dm = 0.5 * slew * tm * tm + (umax - det) * (t - tm)
+        centre = th
+    else:  # from offset 0: symmetric room around the drifting phase theta0 + det t
+        dp = dm = np.full(n, float(reach_cycles(t, umax, slew)))
+        centre = th + det * t
+    best = 0.0
+    for psi in np.arange(grid) / grid:  # loop over the psi grid (not over jewels)
+        x = np.mod(psi - centre, 1.0)  # forward distance from the free phase to psi, cycles; 1 - x backward
+        gap = np.minimum(np.maximum(x - dp, 0.0), np.maximum(1.0 - x - dm, 0.0))  # either way round
+        best = max(best, float(np.mean(np.cos(TWO_PI * gap))))
+    return best
+
+
+def numeric_bound_time(r, **kw):
+    lo, hi = 0.0, 4.0
+    for _ in range(16):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if numeric_order_bound(mid, **kw) >= r else (mid, hi)
+    return hi

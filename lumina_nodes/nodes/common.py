@@ -245,6 +245,7 @@ def run_node(node_class, args=None, params=()):
     try:
         node = node_class()
         logger = node.get_logger()
+        node.add_on_set_parameters_callback(lambda changes: _refuse_clock_switch(node, changes))
         # Everything built at start-up is long-lived: keep it out of the cyclic collector, whose full
         # collections otherwise show up as loop-latency spikes.
         gc.collect()
@@ -280,6 +281,19 @@ def run_node(node_class, args=None, params=()):
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)
     return code
+
+
+def _refuse_clock_switch(node, changes):
+    """use_sim_time is chosen at start-up: switched under running timers, a node's clock jumps (wall time to sim
+    time or back) and its timers stall, so a live set is refused with the reason instead."""
+    for change in changes:
+        if change.name == "use_sim_time" and change.value != node.get_parameter("use_sim_time").value:
+            return SetParametersResult(
+                successful=False,
+                reason="use_sim_time is set at start-up only (-p use_sim_time:=true, or the launch argument "
+                "use_sim_time): switching clocks under running timers would stall the node",
+            )
+    return SetParametersResult(successful=True)
 
 
 def _start_stop_deadline(name):

@@ -1,5 +1,7 @@
 """The jewel driver node in its own process: state batches, commands, rejects, the disruption drill."""
 
+import subprocess
+
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
@@ -321,3 +323,22 @@ def test_with_drills_false_there_is_no_inject_disruption_service(processes, ros_
     services = dict(ros_node.node.get_service_names_and_types())
     assert "/plaza_p/inject_disruption" not in services, sorted(services)
     assert ros_node.node.count_subscribers("/plaza_p/jewels/command") == 1
+
+
+def test_a_live_use_sim_time_switch_is_refused_and_the_plaza_keeps_reporting(processes, ros_node):
+    """Switching a running driver to sim time used to stall its timers (the plaza fell silent, no diagnostic)."""
+    processes.start_node("jewel_driver", "-r", "__ns:=/plaza_c", "-p", "jewel_count:=10")
+    states = []
+    ros_node.node.create_subscription(JewelStateBatch, "/plaza_c/jewels/state", states.append, BATCH_QOS)
+    ros_node.spin_until(lambda: len(states) >= 5, 20, "state batches")
+    result = subprocess.run(
+        [package_executable("lumina"), "param", "set", "/plaza_c/jewel_driver", "use_sim_time", "true"],
+        env=processes.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and "use_sim_time is set at start-up only" in result.stderr, result.stderr
+    seen = len(states)
+    ros_node.spin_for(1.0)
+    assert len(states) - seen >= 30, "the plaza stopped reporting"

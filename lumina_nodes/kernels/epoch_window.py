@@ -68,6 +68,14 @@ class EpochWindow:
     def shape(self) -> tuple[int, int]:
         return self._ring.shape[:2]
 
+    @property
+    def next_end_time(self) -> float | None:
+        """End time of the next epoch on the chunks' timeline, s (the time just after its last sample): the
+        chunk that reaches it completes that epoch. None before the first chunk (no timeline yet)."""
+        if self._start_time is None:
+            return None
+        return self._start_time + self._next_end / (self.sample_rate_hz * self.speed)
+
     def push(self, start_time: float, data: np.ndarray) -> list[tuple[float, np.ndarray]]:
         """Append a chunk; return the epochs it completes as (end time s, epoch (P, C, epoch_samples) copy).
 

@@ -364,7 +364,8 @@ class SleepStager:
             x -= x.mean(axis=-1, keepdims=True)
             windows = x[..., self._window_index]  # (P, C, W, L)
             window_ok = finite[..., self._window_index].all(axis=-1)
-            ptp = windows.max(axis=-1) - windows.min(axis=-1)
+            window_top, window_bottom = windows.max(axis=-1), windows.min(axis=-1)  # (P, C, W)
+            ptp = window_top - window_bottom
             top, bottom = x.max(axis=-1), x.min(axis=-1)
             tolerance = 1e-9 * (top - bottom)[..., None] + 1e-12
             at_top, at_bottom = x >= top[..., None] - tolerance, x <= bottom[..., None] + tolerance
@@ -376,7 +377,9 @@ class SleepStager:
             on_rail = (at_top | at_bottom)[..., self._window_index].any(axis=-1) & clipped[..., None]
             flat = (ptp < cfg.flat_ptp_uv) & ~on_rail
             disconnected = (top - bottom) < cfg.flat_ptp_uv
-            deviation = np.abs(windows - np.median(x, axis=-1)[..., None, None]).max(axis=-1)
+            # the largest |sample - median| of a window is at its top or its bottom (rounding is monotonic)
+            median = np.median(x, axis=-1)[..., None]
+            deviation = np.maximum(window_top - median, median - window_bottom)
 
             spectrum = np.fft.rfft(x, axis=-1)
             starts, n = self._window_index[:, 0], x.shape[-1]
@@ -511,9 +514,16 @@ class _Band:
 
 
 def _has_run(mask: np.ndarray, length: int) -> np.ndarray:
-    """Whether ``mask`` (..., n) holds ``length`` consecutive True values along its last axis: (...)."""
-    count = np.cumsum(np.pad(mask, [(0, 0)] * (mask.ndim - 1) + [(1, 0)]), axis=-1)
-    return ((count[..., length:] - count[..., :-length]) == length).any(axis=-1)
+    """Whether ``mask`` (..., n) holds ``length`` consecutive True values along its last axis: (...).
+
+    Only the rows with at least ``length`` True values can (a channel's extreme value is usually one sample):
+    the others are not scanned."""
+    found = np.zeros(mask.shape[:-1], bool)
+    rows = np.count_nonzero(mask, axis=-1) >= length
+    if rows.any():
+        count = np.cumsum(np.pad(mask[rows], [(0, 0), (1, 0)]), axis=-1)
+        found[rows] = ((count[..., length:] - count[..., :-length]) == length).any(axis=-1)
+    return found
 
 
 def _logsumexp(a: np.ndarray) -> np.ndarray:

@@ -41,10 +41,13 @@ The night, per participant (individual traits drawn from the seed and the partic
 
   Every sample is finally clipped to +-``clipping_level_uv`` (the amplifier range).
 
-Determinism and streaming: the signal is synthesised in fixed blocks of samples from one random stream per
-simulator (filter states carried across blocks), the hypnogram, graphoelements and artifacts from one stream
-per participant, extended in fixed steps; so :meth:`~SleepEegSimulator.read` in pieces returns exactly what one
-read returns, and the ground truth does not depend on when or how often it is asked. A participant's night
+Determinism and streaming: the random numbers of the signal come from one stream per simulator, laid out in
+fixed blocks of samples (``block``, about 10 s); the hypnogram, graphoelements and artifacts from one stream
+per participant, extended in fixed steps. A block's random numbers are drawn ahead, spread over the rendering
+of the block before it, and a block is rendered in pieces of at least ``piece`` samples (about 0.25 s; filter
+states carried across pieces) as reads need them, so a read of a few samples costs a piece at most; and
+:meth:`~SleepEegSimulator.read` in pieces returns exactly what one read returns, and the ground truth does not
+depend on when or how often it is asked. A participant's night
 depends only on the seed and its index, not on how many participants there are (its noise does).
 """
 
@@ -147,7 +150,8 @@ _EVENT_TOPOGRAPHY = ("spindle", "k_complex", "vertex", "sawtooth")
 #: Duration range (s) of each artifact kind, ARTIFACT_* order (none first).
 ARTIFACT_DURATION_S = ((0.0, 0.0), (0.25, 0.5), (2.0, 12.0), (10.0, 120.0), (1.0, 8.0), (30.0, 300.0))
 _ARTIFACT_CHUNK = 32  # artifact events are drawn this many at a time (fixed, so the draws never depend on queries)
-_BLOCK_S = 10.0  # signal synthesis block, about
+_BLOCK_S = 10.0  # synthesis block (the layout of the random stream), about
+_PIECE_S = 0.25  # fewest seconds a read renders at once, about (a multiple of _MAX_STEP samples)
 _MAX_STEP = 32  # coarsest decimation of a rhythm's envelope (blocks hold a multiple of it)
 _AMPLITUDE_HOLD = 8  # samples per step of the stage amplitudes (divides _MAX_STEP)
 
@@ -403,10 +407,9 @@ def _interpolate(grid: np.ndarray, step: int) -> np.ndarray:
     return (start + slope * frac).reshape(*grid.shape[:-1], -1)
 
 
-def _coherent_white(rng: np.random.Generator, shape: tuple) -> np.ndarray:
-    """Unit white noise of ``shape`` (..., P, C, n) whose channels share CHANNEL_COHERENCE of the variance."""
-    *lead, participants, channels, n = shape
-    w = rng.standard_normal((*lead, participants, channels + 1, n))
+def _coherent(w: np.ndarray) -> np.ndarray:
+    """Unit white noise (..., P, C, n) from raw normals ``w`` (..., P, C + 1, n): channel c is w[0] and w[c + 1]
+    mixed, so a participant's channels share CHANNEL_COHERENCE of the variance (elementwise along time)."""
     return math.sqrt(CHANNEL_COHERENCE) * w[..., :1, :] + math.sqrt(1 - CHANNEL_COHERENCE) * w[..., 1:, :]
 
 
@@ -414,8 +417,8 @@ class _NarrowBand:
     """Unit-variance narrow-band Gaussian noise Re(z e^{i 2 pi f t}), z a 2nd-order low-pass complex process.
 
     z runs at fs / step (:func:`_decimation` of its cut-off) and is linearly interpolated to fs, so a rhythm
-    costs a fraction of full-rate noise. One filter state per (participant, channel), carried from block to
-    block; blocks hold a multiple of ``step`` samples.
+    costs a fraction of full-rate noise. One filter state per (participant, channel), carried from piece to
+    piece; pieces start and end on multiples of ``step`` samples.
     """
 
     def __init__(self, cutoff_hz: float, fs: float, shape: tuple, max_step: int):
@@ -425,11 +428,14 @@ class _NarrowBand:
         impulse = signal.lfilter(self.b, self.a, np.r_[1.0, np.zeros(int(40 * rate / cutoff_hz))])
         self.scale = math.sqrt(2.0 / np.sum(impulse**2))
         self.state = np.zeros((*shape, 2), complex)
-        self.last = np.zeros(shape, complex)  # z at the start of the next block
+        self.last = np.zeros(shape, complex)  # z at the start of the next piece
+        participants, channels = shape
+        self.shapes = [(2, participants, channels + 1)]  # raw normals per block: these x (block // step)
 
-    def __call__(self, rng: np.random.Generator, n: int, phase: np.ndarray) -> np.ndarray:
-        """The next ``n`` samples, (P, C, n); ``phase``: (P, 1, n) carrier phase, rad."""
-        white = _coherent_white(rng, (2, *self.last.shape, n // self.step))
+    def __call__(self, raw: np.ndarray, lo: int, hi: int, phase: np.ndarray) -> np.ndarray:
+        """Samples [lo, hi) of the block whose raw normals are ``raw`` (2, P, C + 1, block // step): (P, C, n);
+        ``phase``: (P, 1, n) carrier phase, rad."""
+        white = _coherent(raw[..., lo // self.step : hi // self.step])
         z, self.state = signal.lfilter(self.b, self.a, (white[0] + 1j * white[1]) / math.sqrt(2), -1, self.state)
         envelope = _interpolate(np.concatenate([self.last[..., None], z], axis=-1), self.step)
         self.last = z[..., -1]
@@ -449,23 +455,92 @@ class _Pink:
         ]
         self.state = np.zeros((len(self.a), *shape, 1))
         self.last = np.zeros((len(self.a), *shape))
+        participants, channels = shape
+        self.shapes = [(participants, channels + 1)] * len(self.a)  # raw normals per block, each x block // step
 
-    def __call__(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """The next ``n`` samples, (P, C, n)."""
+    def __call__(self, raws: list, lo: int, hi: int) -> np.ndarray:
+        """Samples [lo, hi) of the block whose raw normals are ``raws`` (one (P, C + 1, block // step) per
+        Lorentzian): (P, C, n)."""
         out = 0.0
         for k, (a, step) in enumerate(zip(self.a, self.steps, strict=True)):
-            white = _coherent_white(rng, (*self.last.shape[1:], n // step))
+            white = _coherent(raws[k][..., lo // step : hi // step])
             y, self.state[k] = signal.lfilter([math.sqrt(1 - a * a)], [1.0, -a], white, axis=-1, zi=self.state[k])
             out = out + (y if step == 1 else _interpolate(np.concatenate([self.last[k][..., None], y], -1), step))
             self.last[k] = y[..., -1]
         return out / 2.0
 
 
+class _Block:
+    """One synthesis block (``n`` samples from sample ``first``): its random normals and its script.
+
+    The block's normals are one run of the simulator's stream (every Lorentzian's, then every rhythm's, then
+    each movement artifact's muscle noise, participants in order), drawn into one buffer, possibly over many
+    calls (:meth:`draw`); a block is rendered only once all of them are drawn. The script lists, in the order
+    they are applied, the graphoelements and artifacts overlapping the block with their sample spans in it.
+    """
+
+    def __init__(self, sim: SleepEegSimulator, first: int, n: int):
+        fs, C = sim.sample_rate_hz, sim.channels
+        self.first, self.n = first, n
+        t0, t1 = first / fs, (first + n - 1) / fs + 1.0 / fs
+        coarse = (first + np.arange(0, n, _AMPLITUDE_HOLD)) / fs
+        epoch = sim._epoch_index(coarse)  # extends every hypnogram (and its graphoelements) over the block
+        self.epoch0 = max(int(epoch[0]) - 1, 0)  # the amplitude tables: epochs epoch0 .. the block's last
+        stop = int(epoch[-1]) + 1
+        self.content = np.stack([night.content[self.epoch0 : stop] for night in sim._nights])  # (P, e)
+        self.depth = np.stack([night.depth[self.epoch0 : stop] for night in sim._nights])  # (P, e, K)
+        events, artifacts, noise = [], [], []
+        for p, night in enumerate(sim._nights):
+            ev = night.events
+            lo, hi = np.searchsorted(ev[:, 1], [t0 - _EVENT_MAX_S, t1])
+            for row in ev[lo:hi]:
+                a, b = _span(row[1], row[1] + row[2], t0, fs, n)
+                if a < b:
+                    events.append((p, a, b, *row))
+            night.cover_artifacts(t1, C)
+            art = night.artifacts
+            lo = np.searchsorted(art[:, 2], t0, side="right")
+            hi = np.searchsorted(art[:, 1], t1)
+            for row in art[lo:hi]:
+                a, b = _span(row[1], row[2], t0, fs, n)
+                if a < b:
+                    artifacts.append((p, a, b, *row))
+                    if row[0] == ARTIFACT_MOVEMENT:
+                        noise.append((C, b - a))
+        self.events = np.array(events, dtype=float).reshape(-1, 9)  # p, a, b, kind, onset, duration, amp, f, phase
+        self.artifacts = artifacts  # (p, a, b, kind, start, stop, amp, value, phase, channel), applied in order
+        shapes = [(*s, n // step) for s, step in zip(sim._pink.shapes, sim._pink.steps, strict=True)]
+        shapes += [(*band.shapes[0], n // band.step) for band in sim._bands] + noise
+        sizes = [math.prod(s) for s in shapes]
+        self.normals = np.empty(sum(sizes))
+        ends = np.cumsum(sizes)
+        views = [self.normals[e - s : e].reshape(shape) for e, s, shape in zip(ends, sizes, shapes, strict=True)]
+        k = len(sim._pink.steps)
+        self.pink, self.bands = views[:k], views[k : k + len(sim._bands)]
+        muscle = iter(views[k + len(sim._bands) :])  # one per movement artifact, in order
+        self.muscle_noise = {i: next(muscle) for i, row in enumerate(artifacts) if row[3] == ARTIFACT_MOVEMENT}
+        self.drawn = 0
+
+    def draw(self, rng: np.random.Generator, upto: int) -> int:
+        """Draw the block's normals up to ``upto`` of them (in stream order); returns how many were drawn now."""
+        upto = min(upto, self.normals.size)
+        count = upto - self.drawn
+        if count > 0:
+            rng.standard_normal(out=self.normals[self.drawn : upto])
+            self.drawn = upto
+        return max(count, 0)
+
+
 class SleepEegSimulator:
     """Synthetic sleep EEG of `participants` x `channels`, microvolts, streamed in time order.
 
     See the module docstring for the content. Vectorised over participants and channels: the Python loops run
-    over blocks of samples, participants and events, never over samples.
+    over pieces of samples and events (and, once per block, participants), never over samples.
+
+    Work per read: a read renders only the pieces of samples it needs (at least ``piece`` samples, at most up to
+    the end of the current block), and draws the random numbers of the next block in proportion to the samples
+    rendered, so that a stream read a few samples at a time costs about the same on every read; the output
+    is the same however it is read.
 
     Parameters
     ----------
@@ -484,6 +559,11 @@ class SleepEegSimulator:
         Sample rate, Hz.
     time : float
         Simulator time (s) of the next sample :meth:`read` returns; starts at 0.
+    block, piece : int
+        Samples per synthesis block (the layout of the random stream) and the fewest a read renders at once.
+    synthesised, normals_drawn : int
+        Samples rendered so far (at most ``piece`` beyond what was read, unless a read asked for more), and
+        random normals drawn so far.
     """
 
     def __init__(self, participants: int, channels: int = 2, config: SleepEegConfig | None = None, seed: int = 0):
@@ -511,9 +591,14 @@ class SleepEegSimulator:
         position = np.arange(self.channels) % 4
         self._topography = {name: np.array(gains)[position] for name, gains in TOPOGRAPHY.items()}
         self._component_topography = np.array([self._topography[name] for name, _, _ in COMPONENTS])  # (K, C)
-        self._block = _MAX_STEP * math.ceil(_BLOCK_S * fs / _MAX_STEP)
+        self.block = _MAX_STEP * math.ceil(_BLOCK_S * fs / _MAX_STEP)
+        self.piece = min(self.block, _MAX_STEP * math.ceil(_PIECE_S * fs / _MAX_STEP))
         self._buffer = np.zeros((self.participants, self.channels, 0))
-        self._synthesised = 0  # samples synthesised so far (buffer end)
+        self._current: _Block | None = None  # the block being rendered (every normal drawn)
+        self._next: _Block | None = None  # the one after it, its normals drawn as the current one renders
+        self._position = 0  # samples of the current block rendered
+        self.synthesised = 0  # samples rendered so far (buffer end)
+        self.normals_drawn = 0
         self._read = 0  # samples returned so far
 
     @property
@@ -533,10 +618,9 @@ class SleepEegSimulator:
             raise ValueError(f"n must be an integer >= 0, got {n!r}")
         parts, have = [self._buffer], self._buffer.shape[-1]
         while have < n:
-            block = self._synthesise(self._synthesised, self._block)
-            self._synthesised += self._block
-            parts.append(block)
-            have += self._block
+            piece = self._render(n - have)
+            parts.append(piece)
+            have += piece.shape[-1]
         data = np.concatenate(parts, axis=-1) if len(parts) > 1 else self._buffer
         self._buffer = data[..., n:]
         self._read += int(n)
@@ -607,19 +691,34 @@ class SleepEegSimulator:
         return epoch
 
     # ------------------------------------------------------------------------------------------ synthesis
-    def _synthesise(self, first: int, n: int) -> np.ndarray:
-        """Samples ``first`` .. ``first + n - 1``: (P, C, n) uV."""
-        fs, rng = self.sample_rate_hz, self._rng
-        C = self.channels
-        t = (first + np.arange(n)) / fs  # (n,)
+    def _render(self, want: int) -> np.ndarray:
+        """The next samples: at least ``want`` rounded up to ``piece`` (a multiple of _MAX_STEP), at most to the
+        end of the current block; the next block's normals are drawn in proportion."""
+        if self._current is None or self._position == self._current.n:
+            block = self._next if self._next is not None else _Block(self, self.synthesised, self.block)
+            self.normals_drawn += block.draw(self._rng, block.normals.size)
+            self._current, self._next, self._position = block, None, 0
+        block, lo = self._current, self._position
+        size = max(self.piece, _MAX_STEP * math.ceil(want / _MAX_STEP))
+        hi = min(block.n, lo + size)
+        x = self._synthesise(block, lo, hi)
+        self._position, self.synthesised = hi, self.synthesised + hi - lo
+        if self._next is None:
+            self._next = _Block(self, block.first + block.n, self.block)
+        upcoming = self._next
+        self.normals_drawn += upcoming.draw(self._rng, -(-upcoming.normals.size * hi // block.n))
+        return x
+
+    def _synthesise(self, block: _Block, lo: int, hi: int) -> np.ndarray:
+        """Samples ``lo`` .. ``hi - 1`` of ``block`` (its normals all drawn): (P, C, hi - lo) uV."""
+        fs = self.sample_rate_hz
+        t = (block.first + np.arange(lo, hi)) / fs  # (n,)
         # amplitudes on a coarse grid, held for _AMPLITUDE_HOLD samples (they ramp over RAMP_S >> the hold)
         coarse = t[::_AMPLITUDE_HOLD]
-        epoch = self._epoch_index(coarse)
+        epoch = np.maximum(np.floor(coarse / EPOCH_S), 0).astype(np.int64)
         previous = np.maximum(epoch - 1, 0)
-        content = np.stack([night.content[epoch] for night in self._nights])  # (P, m)
-        before = np.stack([night.content[previous] for night in self._nights])
-        depth = np.stack([night.depth[epoch] for night in self._nights])  # (P, m, K)
-        depth_before = np.stack([night.depth[previous] for night in self._nights])
+        content, before = block.content[:, epoch - block.epoch0], block.content[:, previous - block.epoch0]  # (P, m)
+        depth, depth_before = block.depth[:, epoch - block.epoch0], block.depth[:, previous - block.epoch0]
         blend = np.clip((coarse - epoch * EPOCH_S) / RAMP_S, 0.0, 1.0)[None, :, None]
         rms = CONTENT_RMS_UV[content] * depth * blend + CONTENT_RMS_UV[before] * depth_before * (1 - blend)
         rms *= self._gain[:, None, :]
@@ -628,27 +727,20 @@ class SleepEegSimulator:
         rms = np.repeat(rms.transpose(0, 2, 1), _AMPLITUDE_HOLD, axis=-1)  # (P, K, n)
 
         topo = self._component_topography
-        x = self._pink(rng, n) * (rms[:, 0, None, :] * topo[0][None, :, None])
+        x = self._pink(block.pink, lo, hi) * (rms[:, 0, None, :] * topo[0][None, :, None])
         phase = 2 * np.pi * self._carrier_hz[:, :, None] * t[None, None, :] + self._carrier_phase[:, :, None]
-        for k, band in enumerate(self._bands, start=1):
-            x += band(rng, n, phase[:, k, None, :]) * (rms[:, k, None, :] * topo[k][None, :, None])
-        t0, t1 = t[0], t[-1] + 1.0 / fs
-        for p, night in enumerate(self._nights):
-            self._add_events(x[p], night, t, t0, t1)
-            night.cover_artifacts(t1, C)
-            self._add_artifacts(x[p], night, t, t0, t1)
+        for k, (band, raw) in enumerate(zip(self._bands, block.bands, strict=True), start=1):
+            x += band(raw, lo, hi, phase[:, k, None, :]) * (rms[:, k, None, :] * topo[k][None, :, None])
+        self._add_events(x, block, t, lo, hi)
+        self._add_artifacts(x, block, t, lo, hi)
         level = self.config.clipping_level_uv
         return np.clip(x, -level, level, out=x)
 
-    def _add_events(self, x: np.ndarray, night: _Night, t: np.ndarray, t0: float, t1: float) -> None:
-        """Add the graphoelements overlapping [t0, t1) to one participant's block ``x`` (C, n)."""
-        ev = night.events
-        fs = self.sample_rate_hz
-        lo, hi = np.searchsorted(ev[:, 1], [t0 - _EVENT_MAX_S, t1])
-        for kind, onset, duration, amp, freq, phase in ev[lo:hi]:
-            a, b = _span(onset, onset + duration, t0, fs, t.size)
-            if a >= b:
-                continue
+    def _add_events(self, x: np.ndarray, block: _Block, t: np.ndarray, lo: int, hi: int) -> None:
+        """Add the block's graphoelements overlapping samples [lo, hi) to ``x`` (P, C, hi - lo)."""
+        ev = block.events
+        for p, a, b, kind, onset, duration, amp, freq, phase in ev[(ev[:, 1] < hi) & (ev[:, 2] > lo)]:
+            a, b = max(int(a), lo) - lo, min(int(b), hi) - lo
             tau = t[a:b] - onset
             if kind == _SPINDLE:
                 wave = amp * np.sin(np.pi * tau / duration) ** 2 * np.sin(2 * np.pi * freq * tau + phase)
@@ -659,37 +751,34 @@ class SleepEegSimulator:
             else:
                 taper = np.sin(np.pi * tau / duration) ** 0.5
                 wave = amp * taper * signal.sawtooth(2 * np.pi * freq * tau + phase, width=0.85)
-            x[:, a:b] += self._topography[_EVENT_TOPOGRAPHY[int(kind)]][:, None] * wave[None, :]
+            x[int(p), :, a:b] += self._topography[_EVENT_TOPOGRAPHY[int(kind)]][:, None] * wave[None, :]
 
-    def _add_artifacts(self, x: np.ndarray, night: _Night, t: np.ndarray, t0: float, t1: float) -> None:
-        """Apply the artifacts overlapping [t0, t1) to one participant's block ``x`` (C, n)."""
-        art = night.artifacts
-        fs, cfg = self.sample_rate_hz, self.config
-        lo = np.searchsorted(art[:, 2], t0, side="right")
-        hi = np.searchsorted(art[:, 1], t1)
-        for kind, start, stop, amp, value, phase, channel in art[lo:hi]:
-            a, b = _span(start, stop, t0, fs, t.size)
-            if a >= b:
+    def _add_artifacts(self, x: np.ndarray, block: _Block, t: np.ndarray, lo: int, hi: int) -> None:
+        """Apply the block's artifacts overlapping samples [lo, hi) to ``x`` (P, C, hi - lo)."""
+        cfg = self.config
+        for i, (p, a0, b0, kind, start, stop, amp, value, phase, channel) in enumerate(block.artifacts):
+            if not (a0 < hi and b0 > lo):
                 continue
+            a, b = max(a0, lo) - lo, min(b0, hi) - lo
             tau = t[a:b] - start
             duration = stop - start
             if kind == ARTIFACT_BLINK:
                 wave = cfg.blink_uv * (0.85 + 0.45 * amp) * np.sin(np.pi * tau / duration) ** 2
-                x[:, a:b] += self._topography["blink"][:, None] * wave[None, :]
+                x[p, :, a:b] += self._topography["blink"][:, None] * wave[None, :]
             elif kind == ARTIFACT_MOVEMENT:
                 taper = np.minimum(1.0, np.minimum(tau, duration - tau) / 0.3)
                 sway = (100 + 200 * amp) * np.sin(2 * np.pi * (0.3 + 1.2 * amp) * tau + phase)
-                muscle = (80 + 120 * amp) * self._rng.standard_normal((x.shape[0], b - a))
-                x[:, a:b] += taper[None, :] * (sway[None, :] + muscle)
+                muscle = (80 + 120 * amp) * block.muscle_noise[i][:, a + lo - a0 : b + lo - a0]
+                x[p, :, a:b] += taper[None, :] * (sway[None, :] + muscle)
             elif kind == ARTIFACT_FLAT:
-                x[int(channel), a:b] = value
+                x[p, int(channel), a:b] = value
             elif kind == ARTIFACT_CLIPPING:
-                x[:, a:b] = math.copysign(2.0 * cfg.clipping_level_uv, value)
+                x[p, :, a:b] = math.copysign(2.0 * cfg.clipping_level_uv, value)
             elif kind == ARTIFACT_LINE_NOISE:
                 wave = (
                     cfg.line_noise_uv * (0.5 + 1.5 * amp) * np.sin(2 * np.pi * cfg.line_frequency_hz * t[a:b] + phase)
                 )
-                x[:, a:b] += wave[None, :]
+                x[p, :, a:b] += wave[None, :]
 
 
 def _span(start: float, stop: float, t0: float, fs: float, n: int) -> tuple[int, int]:

@@ -81,6 +81,7 @@ STAGING_PARAMS = params_from_settings(StagingConfig)
 #: Every parameter of the node, as it declares them (--help and docs/parameters.md read this table too).
 PARAMETERS = NODE_PARAMS + STAGING_PARAMS
 LATENCY_WINDOW = 1000  # publishes the latency percentiles are taken over
+EPOCH_READ_MARGIN_S = 0.0005  # the extra read at an epoch's end comes this much after it
 
 
 class BioDreamSensor(Node):
@@ -123,6 +124,7 @@ class BioDreamSensor(Node):
         self.latencies = deque(maxlen=LATENCY_WINDOW)  # s, epoch end -> publish, node clock
         self.reported_errors = set()
         self.timer = self.create_timer(self.params["read_period_s"], self._read)
+        self.epoch_timer = None  # one-shot: the read at the end of the next epoch, when it precedes the next tick
         self.diagnostics = DiagnosticsPublisher(self, self._diagnostics)
         self.get_logger().info(
             f"Bio-Dream sensor up: backend {self.params['backend']}, {count} participants x "
@@ -176,6 +178,26 @@ class BioDreamSensor(Node):
         now = clock_seconds(self)
         if now <= 0.0:  # use_sim_time and no /clock yet
             return
+        self._read_chunk(now)
+        self._arm_epoch_read(clock_seconds(self))  # after the scoring a read may have done
+
+    def _arm_epoch_read(self, now):
+        """Read once more just after the next epoch ends when that comes before the next regular read, so that an
+        epoch is scored when its last sample is due instead of up to read_period_s later (samples a backend
+        delivers late are still caught by the regular reads)."""
+        end = self.window.next_end_time
+        if self.epoch_timer is not None or end is None:
+            return
+        delay = end - now + EPOCH_READ_MARGIN_S
+        if 0.0 < delay < self.params["read_period_s"]:
+            self.epoch_timer = self.create_timer(delay, self._on_epoch_end)
+
+    def _on_epoch_end(self):
+        self.destroy_timer(self.epoch_timer)
+        self.epoch_timer = None
+        self._read()
+
+    def _read_chunk(self, now):
         chunk = self.backend.read(now)
         if chunk.skipped:
             self.samples_skipped += chunk.skipped

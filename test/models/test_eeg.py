@@ -75,6 +75,22 @@ def test_reading_in_pieces_equals_one_read_and_seeds_repeat():
     assert not np.array_equal(SleepEegSimulator(3, 2, config, seed=6).read(40_000), whole)
 
 
+def test_a_read_of_a_few_samples_renders_at_most_a_piece_and_draws_random_numbers_in_proportion():
+    # the node reads ~13 samples every 50 ms: no read may synthesise a whole block (10 s) at once
+    config = SleepEegConfig(movements_per_hour=100.0)  # muscle noise: random numbers beyond the background's
+    sim = SleepEegSimulator(8, 2, config, seed=3)
+    assert sim.piece == 64 and sim.block == 2560
+    sim.read(13)  # the first read draws the first block's random numbers (and a share of the second's)
+    per_sample = sim.normals_drawn / sim.block
+    for _ in range(4 * sim.block // 13):  # across block boundaries
+        synthesised, drawn = sim.synthesised, sim.normals_drawn
+        sim.read(13)
+        assert sim.synthesised - synthesised <= sim.piece
+        assert sim.synthesised - sim.time * sim.sample_rate_hz < sim.piece  # rendered ahead: under a piece
+        assert sim.normals_drawn - drawn <= 1.5 * per_sample * sim.piece + 1
+    assert sim.normals_drawn > 4 * sim.block * per_sample * 0.8  # the blocks' numbers were drawn, ahead
+
+
 def test_ground_truth_does_not_depend_on_how_or_when_it_is_asked():
     t = np.arange(0.0, 12 * 3600.0, 7.0)
     a = SleepEegSimulator(4, 2, seed=9)

@@ -127,6 +127,31 @@ def test_states_arrive_with_plausible_phases(emu, backends, tmp_path):
     assert diag(b, "link")[0] == 0
 
 
+def test_repeats_are_stale_and_fresh_samples_move_forward_in_time(emu, backends, tmp_path):
+    """JewelStateBatch's contract: an element with no new report since the last batch is STALE; a fresh one was
+    measured after the one before it (else the synchronizer rejects it as out of order, issue 15 item 11)."""
+    link = tmp_path / "bus"
+    emu.start(link, "--jewels", 3, "--first-id", 10, "--seed", 4, "--rate", 50)
+    b = backends(port=str(link), first_id=10, count=3)
+    assert wait_until(lambda: fresh(b, 3), 5.0) is not None, b.diagnostics()
+    last = np.full(3, -np.inf)
+    fresh_count = stale_count = 0
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end:  # polls at ~200 Hz, 4x the jewels' STATE rate
+        t = time.monotonic()
+        s = b.poll(t)
+        new = (s.status & JewelStatus.STALE) == 0
+        sample_time = t - s.sample_age
+        assert np.all(sample_time[new] > last[new]), (sample_time - last)[new]
+        last[new] = sample_time[new]
+        fresh_count += int(new.sum())
+        stale_count += int((~new).sum())
+        time.sleep(0.005)
+    # about 50 fresh samples per jewel per second; the other polls repeat them, flagged STALE
+    assert 3 * 2.0 * 50 * 0.6 < fresh_count < 3 * 2.0 * 50 * 1.2, fresh_count
+    assert stale_count > fresh_count, (stale_count, fresh_count)
+
+
 def test_commands_change_emulated_offsets(emu, backends, tmp_path):
     link = tmp_path / "bus"
     emu.start(link, "--jewels", 4, "--first-id", 7, "--seed", 1)
@@ -188,11 +213,9 @@ def test_device_silence_makes_jewels_stale(emu, backends, tmp_path):
     b = backends(port=str(link), stale_timeout=0.3)
     assert wait_until(lambda: fresh(b, 2), 5.0) is not None
     t_fresh = time.monotonic()
-    s = wait_until(
-        lambda: (lambda s: s if np.all(s.status & JewelStatus.STALE) else None)(b.poll(time.monotonic())), 4.0
-    )
-    assert s is not None
-    assert np.all(s.sample_age > 0.3)
+    # every poll between two STATEs flags repeats STALE; silence shows as reports older than stale_timeout
+    s = wait_until(lambda: (lambda s: s if np.all(s.sample_age > 0.3) else None)(b.poll(time.monotonic())), 4.0)
+    assert s is not None and np.all(s.status & JewelStatus.STALE)
     lvl, _, msg, _ = diag(b, "jewels")
     assert lvl == 2 and "stale" in msg
     assert proc.poll() is None and diag(b, "link")[3]["connected"] == "True"

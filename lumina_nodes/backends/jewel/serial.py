@@ -68,6 +68,7 @@ class _Jewel:
     last_dev_t: float = -math.inf
     invalid: bool = False  # last STATE had non-finite values
     states: int = 0
+    states_polled: int = 0  # `states` at the last poll: no new STATE since then makes the element STALE
     last_seq: int = -1
     seq_gaps: int = 0
     hello_asked: float = -math.inf
@@ -379,7 +380,9 @@ class SerialJewelBackend(JewelBackend):
             else:
                 j.clock_off = min(j.clock_off + self.drift_allowance * max(rx - j.rx_mono, 0.0), sample_off)
             j.last_dev_t = dev_t
-            j.meas_mono = dev_t + j.clock_off
+            # a later STATE was measured later: the offset filter's corrections never move a sample before the
+            # one already delivered (the synchronizer would reject it as out of order)
+            j.meas_mono = max(dev_t + j.clock_off, j.meas_mono)
             j.rx_mono = rx
             j.invalid = False
             j.has_state = True
@@ -438,9 +441,13 @@ class SerialJewelBackend(JewelBackend):
             rx_age = mono - np.array([j.rx_mono for j in js])
             dev = np.array([j.dev_status for j in js], dtype=np.uint8)
             invalid = np.array([j.invalid for j in js], dtype=bool)
+            # JewelStateBatch's contract: STALE = no fresh report in this batch (a repeat of the last one)
+            repeat = np.array([j.states == j.states_polled for j in js], dtype=bool)
+            for j in js:
+                j.states_polled = j.states
             connected = self.connected
         status = np.zeros(len(js), np.uint8)
-        status[(rx_age > self.stale_timeout) | (not connected)] |= JewelStatus.STALE
+        status[repeat | (rx_age > self.stale_timeout) | (not connected)] |= JewelStatus.STALE
         status[((dev & p.ST_FAULT) != 0) | invalid] |= JewelStatus.FAULT
         status[(dev & p.ST_LOW_BATTERY) != 0] |= JewelStatus.LOW_BATTERY
         return JewelSnapshot(float(now), ids, phase, freq, off, age, inten, status)

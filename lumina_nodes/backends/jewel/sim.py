@@ -142,9 +142,12 @@ class SimJewelBackend(JewelBackend, DrillTarget):
             corrupt = deliver & (rng.random(k) < self.report_corruption)
             self.counters["reports_corrupted"] += int(corrupt.sum())
             deliver &= ~corrupt
-        self.counters["reports_delivered"] += int(deliver.sum())
-        # delivered reports: measured `age` ago
+        # delivered reports: measured `age` ago. A jewel measures in order: a report that would have been measured
+        # before the one already delivered (two polls close together after a late timer, with latency jitter) is
+        # not a new report (the synchronizer would reject it as out of order)
         age = self.latency + self.latency_jitter * rng.random(k)
+        deliver &= ~(now - age <= self._r_time)
+        self.counters["reports_delivered"] += int(deliver.sum())
         freq = m.frequency
         d = deliver
         self._r_time[d] = now - age[d]

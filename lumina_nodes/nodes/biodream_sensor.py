@@ -61,7 +61,7 @@ NODE_PARAMS = (
     Param(
         "read_period_s",
         0.05,
-        "How often the backend is read, s (an epoch waits for the next read).",
+        "How often the backend is read, s; an epoch whose end falls between two reads gets its own read then.",
         0.01,
         5.0,
         read_only=True,

@@ -57,6 +57,31 @@ def run_verb(function, verb: str):
     return run
 
 
+def add_list_verb(verbs, noun: str, names_and_types) -> None:
+    """``list [-t] [-c] [--include-hidden-<noun>s]``, as ros2 topic list and ros2 service list: ``names_and_types``
+    is the Graph method giving {name: [types]} (Graph.topics or Graph.services)."""
+    listing = verbs.add_parser("list", help=f"the {noun}s, one a line")
+    listing.add_argument("-t", "--show-types", action="store_true", help=f"add each {noun}'s type")
+    listing.add_argument(
+        "-c", f"--count-{noun}s", dest="count", action="store_true", help=f"only print the number of {noun}s"
+    )
+    listing.add_argument(
+        f"--include-hidden-{noun}s", dest="hidden", action="store_true", help=f"show hidden {noun}s as well"
+    )
+    add_discovery_arguments(listing)
+
+    def run(args):
+        with graph_session(args.spin_time) as graph:
+            found = names_and_types(graph, args.hidden)
+        if args.count:
+            print(len(found))
+            return
+        for name, types in found.items():
+            print(f"{name} [{', '.join(types)}]" if args.show_types else name)
+
+    listing.set_defaults(run=run_verb(run, f"{noun} list"))
+
+
 def absolute_name(name: str) -> str:
     return name if name.startswith("/") else "/" + name
 

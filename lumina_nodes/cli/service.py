@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from .arguments import number
-from .graph import CommandError, add_discovery_arguments, graph_session, run_verb
+from .graph import CommandError, Graph, add_discovery_arguments, add_list_verb, graph_session, run_verb
 from .messages import checked, fill, interface_class, parse_values
 
 
@@ -13,12 +13,7 @@ def add_parser(commands) -> None:
     parser = commands.add_parser("service", help="services of the ROS graph (ros2 service)", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    listing = verbs.add_parser("list", help="the services, one a line")
-    listing.add_argument("-t", "--show-types", action="store_true", help="add each service's type")
-    listing.add_argument("-c", "--count-services", action="store_true", help="only print the number of services")
-    listing.add_argument("--include-hidden-services", action="store_true", help="show hidden services as well")
-    add_discovery_arguments(listing)
-    listing.set_defaults(run=run_verb(_list, "service list"))
+    add_list_verb(verbs, "service", Graph.services)
 
     kind = verbs.add_parser("type", help="a service's type")
     kind.add_argument("service_name")
@@ -40,16 +35,6 @@ def add_parser(commands) -> None:
     )
     add_discovery_arguments(call, lookup=True)
     call.set_defaults(run=run_verb(_call, "service call"))
-
-
-def _list(args):
-    with graph_session(args.spin_time) as graph:
-        services = graph.services(args.include_hidden_services)
-    if args.count_services:
-        print(len(services))
-        return
-    for name, types in services.items():
-        print(f"{name} [{', '.join(types)}]" if args.show_types else name)
 
 
 def _service_types(graph, name, timeout):

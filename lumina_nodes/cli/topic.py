@@ -11,7 +11,9 @@ from .arguments import number
 from .graph import (
     LOOKUP_TIMEOUT_S,
     CommandError,
+    Graph,
     add_discovery_arguments,
+    add_list_verb,
     graph_session,
     run_verb,
 )
@@ -26,12 +28,7 @@ def add_parser(commands) -> None:
     parser = commands.add_parser("topic", help="topics of the ROS graph (ros2 topic)", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    listing = verbs.add_parser("list", help="the topics, one a line")
-    listing.add_argument("-t", "--show-types", action="store_true", help="add each topic's type")
-    listing.add_argument("-c", "--count-topics", action="store_true", help="only print the number of topics")
-    listing.add_argument("--include-hidden-topics", action="store_true", help="show hidden topics as well")
-    add_discovery_arguments(listing)
-    listing.set_defaults(run=run_verb(_list, "topic list"))
+    add_list_verb(verbs, "topic", Graph.topics)
 
     echo = verbs.add_parser("echo", help="print the messages of a topic as YAML")
     echo.add_argument("topic_name", help="topic to print, e.g. /sync/state")
@@ -145,16 +142,6 @@ def _qos(graph, topic, args, publishing=False):
     if args.qos_durability:
         qos.durability = DurabilityPolicy[args.qos_durability.upper()]
     return qos
-
-
-def _list(args):
-    with graph_session(args.spin_time) as graph:
-        topics = graph.topics(args.include_hidden_topics)
-    if args.count_topics:
-        print(len(topics))
-        return
-    for name, types in topics.items():
-        print(f"{name} [{', '.join(types)}]" if args.show_types else name)
 
 
 def _echo(args):

@@ -1046,6 +1046,8 @@ class PhaseLockKernel:
         # ---- clusters (detection amortised every cluster_every_ticks)
         if n_act and (self._tick % int(cfg.cluster_every_ticks) == 0):
             self._detect_clusters(n, n_act)
+        if n_act == 0:  # nothing measured: no NaN leaves the kernel (jewels_active == 0 says why the figures are 0)
+            lockf, rms = 0.0, 0.0
         clusters = self._cluster_table(
             n_act, r, psi, lockf, multi and self._k == k, (kC, kS, kA, kL) if multi else None
         )
@@ -1053,7 +1055,7 @@ class PhaseLockKernel:
             now,
             r,
             psi,
-            self._omega_pop if self._omega_pop is not None else float("nan"),
+            self._omega_pop if self._omega_pop is not None else 0.0,
             om_ref,
             lockf,
             rms,
@@ -1257,11 +1259,11 @@ class PhaseLockKernel:
         self._resolution = "separate_channel"
 
     def _cluster_table(self, n_act, r, psi, lockf, have_sums, sums):
-        om_ref = self._omega_ref if self._omega_ref is not None else float("nan")
+        om_ref = self._omega_ref if self._omega_ref is not None else 0.0
         if self._k == 1 or not have_sums:
             return ClusterTable(
                 np.array([n_act], dtype=np.intp),
-                self._cl_center[:1].copy() if self._k == 1 else np.array([self._omega_pop or np.nan]),
+                self._cl_center[:1].copy() if self._k == 1 else np.array([self._omega_pop or 0.0]),
                 self._cl_spread[:1].copy(),
                 np.array([r]),
                 np.array([psi]),
@@ -1271,8 +1273,8 @@ class PhaseLockKernel:
             )
         kC, kS, kA, kL = sums
         with np.errstate(invalid="ignore", divide="ignore"):
-            rk = np.minimum(np.hypot(kC, kS) / kA, 1.0)
-            lk = kL / kA
+            rk = np.where(kA > 0, np.minimum(np.hypot(kC, kS) / kA, 1.0), 0.0)  # an emptied cluster: 0, not NaN
+            lk = np.where(kA > 0, kL / kA, 0.0)
             base = self._psi_tab if self._sep else np.full(self._k, self._psi_ref)
             mp = wrap_phase(base * TWO_PI + np.arctan2(-kS, kC))
         tgt = self._om_tab if self._sep else np.full(self._k, om_ref)

@@ -125,7 +125,8 @@ class TickResult:
     channel when clusters run on separate channels; psi in 'kuramoto' mode), on the kernel's filtered per-jewel
     phase estimates theta_hat (not the raw noisy reports), and ``rms_phase_error`` includes the estimates' own
     error variance, so both estimate the true state; ``order_parameter``/``mean_phase`` are the plain Kuramoto
-    ``r exp(i psi) = mean exp(i theta_hat)`` over active jewels.
+    ``r exp(i psi) = mean exp(i theta_hat)`` over active jewels. With no active jewel (``jewels_active == 0``) they
+    are 0, and ``collective_frequency`` is 0 until a first estimate exists: every figure is finite, always.
     """
 
     time: float

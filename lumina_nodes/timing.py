@@ -42,15 +42,16 @@ class LoopStats:
         self.ticks += 1
 
     def summary(self):
-        """Dict of rate_hz, ticks, deadline_misses, latency_p50/p99/max, jitter, compute_p50/max (s)."""
+        """Dict of rate_hz, ticks, deadline_misses, latency_p50/p99/max, jitter, compute_p50/max (s); a figure with
+        nothing measured yet is 0, not NaN (it is published: a consumer must never see NaN)."""
 
         def pct(values, q):
             finite = values[np.isfinite(values)]
-            return float(np.percentile(finite, q)) if finite.size else float("nan")
+            return float(np.percentile(finite, q)) if finite.size else 0.0
 
         def peak(values):
             finite = values[np.isfinite(values)]
-            return float(finite.max()) if finite.size else float("nan")
+            return float(finite.max()) if finite.size else 0.0
 
         intervals = self._interval[np.isfinite(self._interval)]
         return {
@@ -60,7 +61,7 @@ class LoopStats:
             "latency_p50": pct(self._latency, 50),
             "latency_p99": pct(self._latency, 99),
             "latency_max": peak(self._latency),
-            "jitter": float(intervals.std()) if intervals.size > 1 else float("nan"),
+            "jitter": float(intervals.std()) if intervals.size > 1 else 0.0,
             "compute_p50": pct(self._compute, 50),
             "compute_max": peak(self._compute),
         }

@@ -45,6 +45,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# Tools only the multi-host system test uses (test/system/test_multi_host.py skips, saying why, without them):
+# installed when we may, tried once per checkout so an offline machine does not retry apt-get at every setup.
+optional=()
+command -v ip >/dev/null 2>&1 || optional+=(iproute2)
+command -v iptables >/dev/null 2>&1 || optional+=(iptables)
+if [ ${#optional[@]} -gt 0 ] && [ ! -e build/.optional-tools-tried ] && [ "$(id -u)" = 0 ] \
+    && command -v apt-get >/dev/null 2>&1; then
+  touch build/.optional-tools-tried
+  say "installing ${optional[*]} with apt-get (for the multi-host system test)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${optional[@]}"; } >/dev/null 2>&1 \
+    || say "could not install ${optional[*]}: the multi-host test will skip its parts that need them"
+fi
+
 requirements_hash=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.lumina-requirements" 2>/dev/null)" != "$requirements_hash" ]; then
   if [ ! -x "$venv/bin/python" ]; then

@@ -24,6 +24,7 @@ from .arguments import number
 from .graph import add_discovery_arguments, graph_session, run_verb
 
 WIDTH = 80
+DONE_GRACE_S = 1.0  # --until-done: seconds the view stays after the program ended
 #: /rosout levels (rcl_interfaces/msg/Log): WARN 30, ERROR 40, FATAL 50.
 LOG_NAMES = {30: "WARN", 40: "ERROR", 50: "FATAL"}
 STATUS_NAMES = {v: k.lower() for k, v in FestivalStatus.members().items()}
@@ -197,7 +198,11 @@ def _view(args):
         end = time.monotonic() + args.timeout if args.timeout else math.inf
         next_draw = time.monotonic()
         try:
-            while time.monotonic() < end and not (args.until_done and view.done):
+            grace_set = False
+            while time.monotonic() < end:
+                if args.until_done and view.done and not grace_set:
+                    # the program's last events and the city's last states may still be on their way
+                    end, grace_set = min(end, time.monotonic() + DONE_GRACE_S), True
                 graph.executor.spin_once(timeout_sec=0.02)
                 if time.monotonic() >= next_draw:
                     next_draw += args.period

@@ -28,6 +28,7 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration as RclpyDuration
 from rclpy.node import Node
 from rclpy.task import Future
 
@@ -83,6 +84,7 @@ PARAMETERS = (
 )
 PLAZA_SILENT_S = 1.5  # a plaza whose driver has not reported for this long is reported silent
 CITY_WAIT_S = 5.0  # a goal waits this long (wall clock) for the city to report before it is refused
+FINAL_STATE_ACK_S = 2.0  # exit_when_done: the longest the final /festival/state may take to be acknowledged
 CITY_REPORT_S = 5.0  # while autostart waits for the city, what is missing is logged this often (wall clock)
 BAR = " ▏▎▍▌▋▊▉█"
 
@@ -359,6 +361,13 @@ class FestivalOrchestrator(Node):
         self._summary(run)
         run.done.set_result(True)
         if run.goal_handle is None and self.params["exit_when_done"]:
+            # The last /festival/state (FINISHED, and the program's last events) must reach its subscribers before
+            # the process ends: a reliable writer that exits at once can take an unacknowledged sample with it
+            # (`lumina view --until-done` waited for it forever, 1 run in 4).
+            if not self.state_pub.wait_for_all_acked(RclpyDuration(seconds=FINAL_STATE_ACK_S)):
+                self.get_logger().warning(
+                    f"the final /festival/state was not acknowledged within {FINAL_STATE_ACK_S:g} s"
+                )
             raise SystemExit(0 if run.sequencer.result.success else 1)
 
     def _feedback(self, now, observation):

@@ -74,9 +74,9 @@ def test_view_follows_a_festival_night_in_a_pipe_and_on_a_terminal(processes):
     seen = [p for p in dict.fromkeys(phases) if p in order]
     assert seen == [p for p in order if p in seen] and len(seen) >= 3, out
     assert "  program_finished: harmony reached" in lines
-    # --until-done: the view ends at the first frame after the program finished
+    # --until-done: the view ends about a second after the program finished (frames every 0.5 s)
     assert lines[-1].startswith("finished (sleep_art_festival) r ")
-    assert sum(line.startswith("finished (") for line in lines) == 1, lines[-5:]
+    assert 1 <= sum(line.startswith("finished (") for line in lines) <= 4, lines[-5:]
 
     # a terminal: redrawn in place (cursor moves up and erases lines), the per-plaza table, 80 columns
     assert "\x1b[2K" in screen and re.search(r"\x1b\[\d*A", screen), screen[:500]

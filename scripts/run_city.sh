@@ -33,8 +33,10 @@ if [ -t 1 ] && [ -z "${CI:-}" ]; then
   (while kill -0 "$launch_pid" 2>/dev/null; do sleep 0.5; done; kill -TERM "$view_pid" 2>/dev/null) &
   watcher_pid=$!
   wait "$view_pid"  # the festival ended, or Ctrl-C ran the trap, or the launch ended
-  status=1
-  while kill -0 "$launch_pid" 2>/dev/null; do  # a Ctrl-C interrupts wait: wait again for the real status
+  # (bash keeps a finished job's status for wait even once it has reaped the process, which kill -0 no longer sees)
+  wait "$launch_pid"
+  status=$?
+  while kill -0 "$launch_pid" 2>/dev/null; do  # a Ctrl-C interrupted wait: wait again for the real status
     wait "$launch_pid"
     status=$?
   done

@@ -14,6 +14,7 @@ by the synchronizer, every plaza taking part), and the lowest order parameter af
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 
@@ -70,6 +71,11 @@ class Event:
     text: str
 
 
+#: The night's end is judged on the median r over its last half second of node time: harmony reached earlier but
+#: lost again by then is not reported as reached (one dip in a single /sync/state does not decide it).
+FINAL_WINDOW_S = 0.5
+
+
 @dataclasses.dataclass
 class RunResult:
     success: bool = False
@@ -81,6 +87,7 @@ class RunResult:
     healed_at: float | None = None  # first time whole again after the detection (the synchronizer's healing)
     harmony_at: float | None = None  # first time whole after the detection with every plaza back for good
     min_order_parameter: float = math.nan
+    final_order_parameter: float = math.nan  # median r over the night's last FINAL_WINDOW_S (after a disruption)
 
     @property
     def time_to_detect_s(self) -> float:
@@ -122,6 +129,7 @@ class Sequencer:
         self.joined = 0  # sessions: plazas taking part so far
         self.session_started = None
         self.result = RunResult()
+        self.recent_r = collections.deque()  # (node time, r) over the last FINAL_WINDOW_S, after a disruption
         self.released = ()
 
     # ------------------------------------------------------------------------------------------ queries
@@ -232,8 +240,20 @@ class Sequencer:
         self.result.phases_completed += 1
         if self.index + 1 >= len(self.program.phases):
             self.status = "finished"
-            healed = self.result.harmony_reached or self.result.disrupted_at is None
-            message = "harmony reached" if self.result.harmony_reached else "the program ran to its end"
+            result, threshold = self.result, self.program.harmony_order_parameter
+            recent = [r for t, r in self.recent_r if t >= now - FINAL_WINDOW_S]
+            if recent:
+                result.final_order_parameter = float(sorted(recent)[len(recent) // 2])
+            lost = result.harmony_reached and result.final_order_parameter < threshold
+            healed = (result.harmony_reached and not lost) or result.disrupted_at is None
+            if lost:
+                message = (
+                    f"harmony reached {result.time_to_recover_s:.2f} s after the detection but lost again: r "
+                    f"{result.final_order_parameter:.3f} over the night's last {FINAL_WINDOW_S:g} s, "
+                    f"below {threshold:.2f}"
+                )
+            else:
+                message = "harmony reached" if result.harmony_reached else "the program ran to its end"
             self._finish(now, healed, message)
             actions = [Event(EventLevel.INFO, "program_finished", message)]
             if self.released:  # nobody stays released after the night
@@ -301,6 +321,9 @@ class Sequencer:
             return []
         r = observation.order_parameter
         if math.isfinite(r):
+            self.recent_r.append((now, r))
+            while self.recent_r and self.recent_r[0][0] < now - FINAL_WINDOW_S:
+                self.recent_r.popleft()
             result.min_order_parameter = (
                 r if math.isnan(result.min_order_parameter) else min(result.min_order_parameter, r)
             )

@@ -540,9 +540,11 @@ class FestivalOrchestrator(Node):
             f"{result.time_to_heal_s:7.2f} s",
             f"  time to harmony for good (every plaza back)   {result.time_to_recover_s:7.2f} s",
             f"  lowest r after the disruption                 {result.min_order_parameter:7.3f}",
+            f"  r at the end (median of its last half second) {result.final_order_parameter:7.3f}",
             f"  plazas re-locked in the reflective sessions   "
             f"{sum(e.kind == 'plaza_relocked' for e in run.all_events):>7}",
-            f"  result: {'harmony reached' if result.harmony_reached else 'harmony NOT reached'}: {result.message}",
+            f"  result: {'harmony reached' if result.harmony_reached and result.success else 'harmony NOT reached'}: "
+            f"{result.message}",
         ]
         print("\n".join(lines), flush=True)
 

@@ -225,3 +225,34 @@ def test_harmony_reached_before_the_sessions_counts_again_only_after_them():
     run(seq, [observe(0.97)] * 30, start=0.7)
     assert seq.status == "finished" and seq.result.harmony_reached
     assert seq.result.harmony_at > seq.result.healed_at + 0.5  # after the last plaza came back
+
+
+LONG_NIGHT = (
+    NIGHT
+    + """  - name: aftermath
+    duration: 2
+"""
+)
+
+
+def test_harmony_lost_again_by_the_end_of_the_night_is_not_reported_as_reached():
+    """Issue 14: a starved city once printed "healed" while r was 0.799 at the end."""
+    seq = Sequencer(parse_program(LONG_NIGHT), PLAZAS)
+    seq.start(10.0)
+    states = [observe(0.99)] * 5 + [observe(0.6, clusters=2)] * 5 + [observe(0.95)] * 10  # healed
+    states += [observe(0.95)] * 10 + [observe(0.79)] * 15  # the aftermath falls apart before its end
+    run(seq, states, start=10.0)
+    result = seq.result
+    assert seq.status == "finished" and result.harmony_at is not None
+    assert not result.success and result.final_order_parameter == pytest.approx(0.79)
+    assert "lost again: r 0.790 over the night's last 0.5 s, below 0.90" in result.message
+
+
+def test_one_dip_at_the_end_does_not_decide_the_night():
+    seq = Sequencer(parse_program(LONG_NIGHT), PLAZAS)
+    seq.start(10.0)
+    states = [observe(0.99)] * 5 + [observe(0.6, clusters=2)] * 5 + [observe(0.95)] * 10
+    states += [observe(0.95)] * 13 + [observe(0.2)] + [observe(0.95)] * 10  # the night ends at 3.5 s: dip at 3.3
+    run(seq, states, start=10.0)
+    assert seq.status == "finished" and seq.result.success and seq.result.message == "harmony reached"
+    assert seq.result.final_order_parameter == pytest.approx(0.95)

@@ -87,11 +87,10 @@ _CODE = {name: i + 1 for i, name in enumerate(REJECT_REASONS)}
 
 
 class _DriverCache:
-    __slots__ = ("ids", "slots", "start", "version", "last_t", "used")
+    __slots__ = ("ids", "slots", "start", "version", "last_t")
 
-    def __init__(self, ids, slots, start, version, used=-math.inf):
+    def __init__(self, ids, slots, start, version):
         self.ids, self.slots, self.start, self.version = ids, slots, start, version
-        self.used = used  # kernel time this mapping was last registered (reclaim() keeps its slots)
         self.last_t = None  # every slot of this batch last accepted a sample at exactly this time (fast path)
 
 
@@ -130,9 +129,7 @@ class PhaseLockKernel:
             raise ValueError("invalid SyncConfig: " + "; ".join(errs))
         self._cap = 0
         self._n = 0
-        self._cap0 = max(int(capacity), 16)  # reclaim() never shrinks the storage below this
-        self._alloc(self._cap0)
-        self._remap = None  # old slot -> new slot (-1: freed) of the last reclaim that moved slots
+        self._alloc(max(int(capacity), 16))
         self._map_ids = np.empty(0, dtype=np.uint32)
         self._map_slots = np.empty(0, dtype=np.intp)
         self._drv_index: dict[int, int] = {}
@@ -316,120 +313,12 @@ class PhaseLockKernel:
         pos = np.minimum(np.searchsorted(self._map_ids, ids), self._map_ids.shape[0] - 1)
         return np.where(self._map_ids[pos] == ids, self._map_slots[pos], -1).astype(np.intp)
 
-    # ------------------------------------------------------------------ reclamation
-    def drop_driver(self, driver_key) -> int:
-        """Forget a driver: its slots become unowned (freed by the next :meth:`reclaim`), its cached mapping
-        and its row of the driver table go. Returns how many slots it owned (0 for a key never seen)."""
-        d = self._drv_index.get(self._driver_key(driver_key))
-        if d is None:
-            return 0
-        n = self._n
-        own = self._owner[:n]
-        mine = own == d
-        owned = int(np.count_nonzero(mine))
-        own[mine] = -1
-        self._t_s[:n][mine] = _NEVER
-        own[own > d] -= 1  # the drivers after it move up one index (vectorised, no loop per jewel)
-        del self._drv_keys[d]
-        self._drv_index = {key: i for i, key in enumerate(self._drv_keys)}
-        self._own_version += 1
-        cache = {}
-        for i, c in self._cache.items():  # the other drivers' mappings are unchanged: still valid
-            if i != d:
-                if c.version == self._own_version - 1:
-                    c.version = self._own_version
-                cache[i - 1 if i > d else i] = c
-        self._cache = cache
-        self._drv_keys_arr = np.asarray(self._drv_keys, dtype=np.int64)
-        self._runs_key = None
-        self._blocks_dirty()
-        return owned
-
-    def reclaim(self, now: float, after_s: float | None = None):
-        """Free the slots of jewels silent for longer than ``after_s`` (default ``config.reclaim_after_s``)
-        and of unowned ones, except the slots of a driver's mapping registered within that time (a jewel its
-        driver keeps reporting, even as STALE, keeps its slot).
-
-        The kept slots are compacted in order (vectorised), so a driver's contiguous batch stays contiguous: its
-        cached mapping is renumbered and keeps the fast path. The storage shrinks by halves while it is at most a
-        quarter full (never below the initial capacity). Slot numbers change: map slots kept elsewhere with
-        :meth:`remap_slots`.
-
-        Returns
-        -------
-        kept : ndarray of intp or None
-            The old slot of each new slot (``new slot i`` was ``kept[i]``), or None when nothing was freed.
-        """
-        n = self._n
-        if not n:
-            return None
-        after = self.config.reclaim_after_s if after_s is None else float(after_s)
-        cut = float(now) - max(after, self.config.silence_timeout_s)  # never a jewel that is not yet silent
-        if float(_mn(self._t_s[:n])) >= cut and int(_mn(self._owner[:n])) >= 0:
-            return None  # everything sampled recently and owned: nothing to free (one pass, no allocation)
-        keep = self._t_s[:n] >= cut
-        keep &= self._owner[:n] >= 0
-        for c in self._cache.values():  # per driver, not per jewel
-            if c.version == self._own_version and c.used >= cut:
-                keep[c.slots] = True
-        kept = np.flatnonzero(keep)
-        m = kept.shape[0]
-        if m == n:
-            return None
-        remap = np.full(n, -1, dtype=np.intp)
-        remap[kept] = np.arange(m, dtype=np.intp)
-        for name, _dt, fill in self._SLOT_FIELDS:
-            a = getattr(self, name)
-            a[:m] = a[kept]
-            a[m:n] = fill
-        if self._scale_arr is not None:
-            self._scale_arr[:m] = self._scale_arr[kept]
-            self._scale_arr[m:n] = 1.0
-        if self._kcs is not None:
-            self._kcs[:, :m] = self._kcs[:, kept]
-        live = keep[self._map_slots]
-        self._map_ids = self._map_ids[live]
-        self._map_slots = remap[self._map_slots[live]]
-        version = self._own_version
-        self._own_version += 1
-        for d in list(self._cache):
-            c = self._cache[d]
-            slots = remap[c.slots] if c.slots.shape[0] else c.slots
-            if c.version != version or (slots < 0).any():
-                del self._cache[d]  # a mapping that lost a slot is rebuilt by its driver's next batch
-                continue
-            c.slots, c.version, c.last_t = slots, self._own_version, None
-            c.start = int(slots[0]) if c.start >= 0 else -1
-        self._n = m
-        self._remap = remap
-        self._runs_key = None
-        self._views_key = None
-        self._gen_writes += 1
-        self._blocks_dirty()
-        self._blk_all_act = [False] * len(self._blk_all_act)
-        cap = self._cap
-        while cap // 2 >= max(2 * m, self._cap0) and 4 * m <= cap:
-            cap //= 2
-        if cap < self._cap:
-            self._alloc(cap)  # copies the first m slots (and the per-slot coupling scale)
-        return kept
-
-    def remap_slots(self, slots) -> np.ndarray:
-        """Slots numbered before the last :meth:`reclaim` that moved slots, numbered after it (-1: freed or -1).
-        Call it right after that reclaim (a second reclaim replaces the mapping)."""
-        slots = np.asarray(slots, dtype=np.intp)
-        if self._remap is None:
-            return slots
-        ok = (slots >= 0) & (slots < self._remap.shape[0])
-        return np.where(ok, self._remap[np.where(ok, slots, 0)], -1)
-
     def _register(self, driver_key, ids, now):
         d = self._driver(driver_key)
         c = self._cache.get(d)
         n = ids.shape[0]
         if c is not None and c.version == self._own_version and c.ids.shape[0] == n and ids.dtype == c.ids.dtype:
             if (c.ids.tobytes() == ids.tobytes()) if n <= 4096 else bool(np.equal(c.ids, ids).all()):
-                c.used = now
                 return c.slots, None, c.start
         ids = ids.astype(np.uint32, copy=False)
         if self._map_ids.shape[0]:
@@ -492,7 +381,7 @@ class PhaseLockKernel:
         if codes is None:
             if n and slots[-1] - slots[0] == n - 1 and (n == 1 or bool((np.diff(slots) == 1).all())):
                 start = int(slots[0])
-            self._cache[d] = _DriverCache(ids.copy(), slots, start, self._own_version, now)
+            self._cache[d] = _DriverCache(ids.copy(), slots, start, self._own_version)
         else:
             slots = slots.copy()
             slots[codes != 0] = -1

@@ -2,6 +2,7 @@
 
 import os
 
+import psutil
 import pytest
 
 from harness import DomainLease, ProcessManager, RosTestNode, child_environment
@@ -44,10 +45,14 @@ def processes(request, ros_env, tmp_path):
     report = getattr(request.node, "report_call", None)
     if report is None or report.failed:
         print(manager.outputs())
-    leftovers = manager.leftovers()
-    for proc in leftovers:
-        proc.kill()
-    assert not leftovers, f"processes outlived the test: {[(p.pid, p.cmdline()) for p in leftovers]}"
+    leftovers = []
+    for proc in manager.leftovers():
+        try:  # what it was, before it is killed (a killed process is a zombie until reaped: no cmdline then)
+            leftovers.append((proc.pid, proc.cmdline(), proc.ppid()))
+            proc.kill()
+        except psutil.Error:
+            pass
+    assert not leftovers, f"processes outlived the test (pid, cmdline, parent): {leftovers}"
 
 
 @pytest.fixture

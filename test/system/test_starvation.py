@@ -32,7 +32,7 @@ def test_a_city_starved_of_cpu_publishes_no_nan_and_relocks_within_3_s(processes
     from lumina_nodes.msg import JewelCommandBatch, SyncState
     from lumina_nodes.nodes.common import BATCH_QOS, STATE_QOS
 
-    processes.start(
+    city = processes.start(
         [
             package_executable("lumina_launch"),
             *("lumina_nodes", "city.launch.xml", "size:=small", "scenario:=watch", "lighting:=sim", "biodream:=none"),
@@ -67,3 +67,6 @@ def test_a_city_starved_of_cpu_publishes_no_nan_and_relocks_within_3_s(processes
     print(f"starved {HOG_S:g} s: {len(during)} states, lowest r {lowest:.3f}, relock {relock:.2f} s")
     assert not bad, bad[:10]
     assert relock <= 3.0, relock
+    # Shut the city down with time to spare: after a starved run a node can take longer than the harness's 5 s
+    # SIGINT budget to leave, and a launch killed before its nodes leaves them behind (seen once in CI).
+    city.stop(sigint_timeout=30.0, sigterm_timeout=10.0)

@@ -16,8 +16,8 @@ import time
 
 from .arguments import number
 
-#: Defaults of the discovery waits, s. A loaded 2-core machine takes up to ~1 s to discover a city.
-SPIN_TIME_S = 1.0
+#: Defaults of the discovery waits, s. A loaded 2-core machine took over 1 s to discover a whole city (CI).
+SPIN_TIME_S = 2.0
 LOOKUP_TIMEOUT_S = 5.0
 
 

@@ -44,13 +44,13 @@ def documents(text):
 
 
 def test_node_list_and_info_show_the_city(city):
-    listed = lumina(city, "node", "list")
+    listed = lumina(city, "node", "list", "--spin-time", "5")
     assert listed.returncode == 0, listed.stderr
     names = listed.stdout.split()
     assert {"/synchronizer", "/festival_orchestrator"} <= set(names)
     assert {f"/plaza_{k}/jewel_driver" for k in range(1, 5)} <= set(names)
     assert not [n for n in names if "/_" in n], "hidden nodes (this command's own) are listed"
-    assert lumina(city, "node", "list", "--all").stdout.count("/_lumina_cli_") == 1
+    assert lumina(city, "node", "list", "--all", "--spin-time", "3").stdout.count("/_lumina_cli_") == 1
 
     info = lumina(city, "node", "info", "/synchronizer")
     assert info.returncode == 0, info.stderr
@@ -77,7 +77,7 @@ def test_a_missing_node_topic_or_type_exits_non_zero_with_a_message(city):
 
 
 def test_topic_list_and_info_show_types_and_endpoints(city):
-    listed = lumina(city, "topic", "list", "-t")
+    listed = lumina(city, "topic", "list", "-t", "--spin-time", "5")
     assert listed.returncode == 0, listed.stderr
     assert "/sync/state [lumina_nodes/msg/SyncState]" in listed.stdout.splitlines()
     assert "/plaza_2/jewels/command [lumina_nodes/msg/JewelCommandBatch]" in listed.stdout.splitlines()
@@ -219,7 +219,7 @@ def test_service_call_reaches_the_synchronizer(city):
     refused = lumina(city, "service", "call", "/sync/set_rhythm", "{frequency: 1, slew_rate: 5}")
     assert refused.returncode == 0 and "accepted=False, message='slew_rate must be in" in refused.stdout
 
-    listed = lumina(city, "service", "list", "-t")
+    listed = lumina(city, "service", "list", "-t", "--spin-time", "5")
     assert "/sync/set_rhythm [lumina_nodes/srv/SetRhythm]" in listed.stdout.splitlines()
 
     bad = lumina(city, "service", "call", "/sync/set_rhythm", "{frequency: fast}")

@@ -438,6 +438,34 @@ def test_reference_hook_steers_the_collective_rhythm():
     assert abs(true_f - 1.05) < 2e-3 and res[-1].order_parameter > 0.99
 
 
+@pytest.mark.parametrize("stall_s", [0.3, 2.0])
+def test_a_stalled_tick_does_not_slip_the_rhythm_against_jewels_that_kept_running(stall_s):
+    # jewels at exactly 1 Hz that ignore their commands, three of them 0.1 cycle ahead: the commands are a
+    # function of the phase errors only, so a synchronizer stall (ticks late by stall_s) must leave them as they were
+    n = 10
+    ids = np.arange(1, n + 1, dtype=np.uint32)
+    ahead = np.zeros(n)
+    ahead[2:5] = 0.1
+    k = PhaseLockKernel(n, SyncConfig(ki=0.0))
+    slots = k.register(0, ids)
+
+    def tick(t):
+        k.ingest(0, ids, wrap_phase(TWO_PI * (ahead + t)), np.ones(n), np.zeros(n), t, t)
+        k.step(t)
+        return k.commands_for(0, slots).copy()
+
+    t = 0.0
+    for _ in range(200):
+        before = tick(t)
+        t += DT
+    t += stall_s
+    for _ in range(100):
+        after = tick(t)
+        t += DT
+    assert abs(before[3]) > 0.01
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-6)
+
+
 def test_coupling_scale_sets_the_phase_pull_per_jewel_and_for_everyone():
     n = 300
     sim, k, rng = _locked_kernel(n, seed=5, seconds=3.0)

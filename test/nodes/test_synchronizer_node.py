@@ -324,8 +324,11 @@ def test_biodream_sample_scales_the_coupling_of_its_jewel_only(processes, ros_no
     # the deep-sleep sample was taken: jewel 3's coupling is the expected stage gain over its probabilities
     expected_scale = float(np.dot(probabilities, stage_gains))
     assert after[3] / after[5] == pytest.approx(expected_scale, rel=0.02), (after, expected_scale)
-    # the rejected sample of jewel 4 changed nothing, nor did the sample of jewel 3 change anyone else's
-    assert after[4] == pytest.approx(after[5], rel=1e-3) and after[5] == pytest.approx(before[5], rel=1e-3)
+    # the rejected sample of jewel 4 changed nothing, nor did the sample of jewel 3 change anyone else's (the ratio
+    # above already fails on a scale given to everyone; 5 % here: the commands are in the approach law's sqrt regime,
+    # where a 0.5 ms re-anchoring of the reference after a stall of the loaded test process moves them ~4 %)
+    assert after[4] == pytest.approx(after[5], rel=1e-3), (before, after)
+    assert after[5] == pytest.approx(before[5], rel=0.05), (before, after)
 
 
 def release(ros_node, plazas):

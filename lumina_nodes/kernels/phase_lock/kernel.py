@@ -18,13 +18,13 @@ Controller (``mode='controller'``), per active jewel (e in cycles, frequencies i
 
     every tick:
       y_i     = theta_i + f_rep_i * (now - t_i)                       the last report predicted to now
-      th_i   += f_rep_i * dt;  v = wrap(y_i - th_i)                    phase estimate: predict, innovation
+      th_i   += f_rep_i * t_e;  v = wrap(y_i - th_i)                   phase estimate: predict, innovation
       th_i   += v if |v| > estimate_gate_cycles else estimate_gain * v
-      e_i     = wrap(psi_ref_i - th_i)
+      e_i     = wrap(psi_ref_i - th_i)     psi_ref_i += Omega_i * t_e  (t_e: time since the last tick)
       d_i     = e_i - way_i          way_i = rint(e_i - long_way_lookahead_s * (2 g_i + cmd_i)) (slow ticks)
       rate    = s * sign(d_i) * min(kp |d_i|, sqrt(2 approach_decel_fraction max_slew_hz_per_s |d_i|))
       target  = rate - g_i  =  (Omega_i - nat_i) + I_i + rate                  (feed-forward + I + approach)
-      cmd_i  += clip(clip(target, +-max_offset_hz) - cmd_i, +-max_slew_hz_per_s * dt)
+      cmd_i  += clip(clip(target, +-max_offset_hz) - cmd_i, +-max_slew_hz_per_s * dt)    dt = min(t_e, 10 ticks)
     every integral_every_ticks ticks (dt_s = time since the last such tick):
       nat_i  += min(1, dt_s / frequency_filter_s) * (raw_i - nat_i)  raw_i = frequency - frequency_offset (latest)
       I_i     = clip(I_i + s * ki * dt_s * clip(e_i, +-integral_zone_cycles), +-integral_limit_hz)
@@ -780,8 +780,10 @@ class PhaseLockKernel:
             raise ValueError(f"now must be a finite time, got {now!r}")
         if now > self._now:
             self._now = now
-        dt = (now - self._last_step) if self._last_step is not None else 1.0 / cfg.rate_hz
-        dt = min(max(dt, 0.0), 10.0 / cfg.rate_hz)
+        # phases advance by the time that really elapsed (a stalled tick must not slip the city's rhythm against
+        # jewels that kept running); the rate-bounded terms (slew, filters, integrator) take at most 10 ticks
+        elapsed = max(now - self._last_step, 0.0) if self._last_step is not None else 1.0 / cfg.rate_hz
+        dt = min(elapsed, 10.0 / cfg.rate_hz)
         self._last_step = now
         self._tick += 1
         n = self._n
@@ -804,11 +806,11 @@ class PhaseLockKernel:
         else:
             om_ref = self._omega_ref
         om_ref = 0.0 if om_ref is None else float(om_ref)
-        self._psi_ref = wrap_cycles(self._psi_ref + om_ref * dt)
+        self._psi_ref = wrap_cycles(self._psi_ref + om_ref * elapsed)
         sep = self._sep and not kur
         k = self._k
         if sep:
-            self._psi_tab += self._om_tab * dt
+            self._psi_tab += self._om_tab * elapsed
             wrap_cycles(self._psi_tab, out=self._psi_tab)
             psi_tab32 = self._psi_tab.astype(np.float32)
             om_tab32 = self._om_tab.astype(np.float32)
@@ -883,7 +885,7 @@ class PhaseLockKernel:
             # the gate (a jump, a re-capture) takes the report. rint into the scratch block is the cheapest wrap
             # (two passes, no temporary); +-0.5 are the same error
             np.add(th, x, out=ec)  # the last report predicted to now
-            np.multiply(fr, dt, out=x)
+            np.multiply(fr, elapsed, out=x)
             thf += x
             ec -= thf
             np.rint(ec, out=x)

@@ -20,6 +20,7 @@ time; compute time is wall time.
 """
 
 import dataclasses
+import itertools
 import math
 import re
 import time
@@ -82,7 +83,53 @@ NODE_PARAMS = (
         1_000_000,
         read_only=True,
     ),
-    Param("initial_capacity", 16384, "Jewel slots preallocated (grows on demand).", 1, 10_000_000, read_only=True),
+    Param(
+        "initial_capacity",
+        16384,
+        "Jewel slots preallocated (grows on demand; slots of jewels silent past reclaim_after_s are freed and the "
+        "storage shrinks back towards this).",
+        1,
+        10_000_000,
+        read_only=True,
+    ),
+    Param(
+        "max_batch_jewels",
+        100_000,
+        "Largest state batch a driver may send: a batch with more elements is rejected whole (batch_too_large) "
+        "before any of its ids is registered.",
+        1,
+        1_000_000,
+        read_only=True,
+    ),
+    Param(
+        "publisher_takeover_s",
+        1.0,
+        "A driver's state topic belongs to the publisher whose batch was accepted first; a batch from another "
+        "publisher is rejected (foreign_publisher) unless the owner has left the graph or sent nothing accepted "
+        "for this long (a respawned driver is a new publisher), s.",
+        0.05,
+        60.0,
+        read_only=True,
+    ),
+    Param(
+        "driver_timeout_s",
+        10.0,
+        "A driver with no accepted batch for this long is dropped: its jewels' slots freed, its command publisher "
+        "destroyed, its topic no longer followed (a discovered one) until it reports again, s.",
+        0.5,
+        3600.0,
+        read_only=True,
+    ),
+    Param(
+        "sim_clock_lag_s",
+        0.25,
+        "With use_sim_time: how late a node may be in following /clock, wall s. Every node follows /clock on its "
+        "own, so a driver's clock can run ahead of the synchronizer's or behind it: this x the measured sim speed "
+        "is added to future_tolerance_s (samples ahead of now) and to silence_timeout_s (samples behind).",
+        0.0,
+        10.0,
+        read_only=True,
+    ),
     Param(
         "coupling_by_stage",
         [1.0, 1.0, 0.8, 0.6, 0.9],
@@ -102,6 +149,7 @@ CONFIG_PARAMS = params_from_settings(SyncConfig)  # one per field, from its Sett
 #: Every parameter of the node, as it declares them (--help and docs/parameters.md read this table too).
 PARAMETERS = NODE_PARAMS + CONFIG_PARAMS
 MAX_RELEASED = 64
+HOUSEKEEPING_S = 0.5  # how often silent drivers are dropped and silent jewels' slots reclaimed
 MIN_RHYTHM_HZ = 0.1  # slowest collective rhythm a set_rhythm request may ask for
 
 
@@ -122,8 +170,15 @@ class Driver:
         self.seq_gaps = 0
         self.stale_elements = 0
         self.last_seq = None
-        self.command_pub = None
+        self.command_pub = None  # created with the first accepted batch, destroyed when the driver is dropped
         self.command_seq = 0
+        self.subscription = None
+        self.listed = False  # named in the drivers parameter: its topic is always followed
+        self.publisher = None  # gid (bytes) of the publisher that owns the topic (its batches are taken)
+        self.owner_checked = -math.inf  # when the graph was last asked whether the owner is still there
+        self.followed_at = None  # when it was (re)followed: the drop timer of a driver never accepted
+        self.dropped = False  # silent past driver_timeout_s: no slots, no commands, until it reports again
+        self.rejects = {}  # whole batches rejected, by reason
 
 
 class Synchronizer(Node):
@@ -146,7 +201,15 @@ class Synchronizer(Node):
         self.add_post_set_parameters_callback(self._apply_update)
 
         self.drivers = {}  # state topic -> Driver
+        self.driver_keys = itertools.count()  # a kernel key per followed topic, never reused
         self.ingest_rejects = {}
+        self.batch_rejects = {}  # whole state batches rejected by the node, by reason
+        self.drivers_dropped = 0
+        self.batches_before_clock = 0  # under use_sim_time, batches that came before the first /clock
+        self.last_housekeeping = None
+        self.sim_time = bool(self.get_parameter("use_sim_time").value)
+        self.speed_anchor = None  # (wall, sim) s: where the sim speed is measured from
+        self.sim_speed = 1.0  # sim s per wall s, measured
         self.state_pub = self.create_publisher(SyncState, "/sync/state", STATE_QOS)
         self.create_subscription(BioDreamSample, "/biodream/samples", self._on_biodream, SAMPLES_QOS)
         self.create_service(SetRhythm, "/sync/set_rhythm", self._on_set_rhythm)
@@ -162,7 +225,8 @@ class Synchronizer(Node):
         listed = [ns for ns in values["drivers"] if ns]
         if listed:
             for namespace in listed:
-                self._follow("/" + namespace.strip("/") + "/jewels/state" if namespace.strip("/") else "/jewels/state")
+                topic = "/" + namespace.strip("/") + "/jewels/state" if namespace.strip("/") else "/jewels/state"
+                self._follow(topic).listed = True
         else:
             self.pattern = re.compile(values["driver_topic_pattern"])
             self._discover()
@@ -177,22 +241,65 @@ class Synchronizer(Node):
     def _discover(self):
         for topic, types in self.get_topic_names_and_types():
             if topic not in self.drivers and self.pattern.match(topic) and "lumina_nodes/msg/JewelStateBatch" in types:
-                self._follow(topic)
+                if self.count_publishers(topic):
+                    self._follow(topic)
 
     def _follow(self, state_topic):
         namespace = state_topic[: -len("/jewels/state")] or "/"
-        driver = Driver(len(self.drivers), namespace)
-        driver.command_pub = self.create_publisher(
-            JewelCommandBatch, namespace.rstrip("/") + "/jewels/command", BATCH_QOS
-        )
+        driver = Driver(next(self.driver_keys), namespace)
+        driver.followed_at = None  # set by the first housekeeping on a running clock (not before /clock arrives)
         self.drivers[state_topic] = driver
-        self.create_subscription(JewelStateBatch, state_topic, lambda msg: self._on_state(driver, msg), BATCH_QOS)
+        driver.subscription = self.create_subscription(
+            JewelStateBatch, state_topic, lambda msg, info: self._on_state(driver, msg, info), BATCH_QOS
+        )
         self.get_logger().info(f"following driver {namespace} ({state_topic})")
+        return driver
 
-    def _on_state(self, driver, msg):
+    def _reject_batch(self, driver, msg, reason, detail):
+        """A whole state batch not taken: counted under its reason (node and driver), a throttled WARN."""
+        driver.batches_rejected += 1
+        driver.rejects[reason] = driver.rejects.get(reason, 0) + 1
+        self.batch_rejects[reason] = self.batch_rejects.get(reason, 0) + 1
+        self.get_logger().warning(
+            f"state batch {msg.seq} on {driver.namespace} rejected ({reason}): {detail}", throttle_duration_sec=5.0
+        )
+
+    def _foreign(self, driver, gid, now):
+        """Whether a batch from publisher ``gid`` is not the topic owner's and must be refused. The owner loses
+        the topic once it has left the graph or sent nothing accepted for publisher_takeover_s."""
+        if gid is None or driver.publisher is None or gid == driver.publisher:
+            return False
+        if driver.last_arrival is None or now - driver.last_arrival >= self.values["publisher_takeover_s"]:
+            return False
+        if now - driver.owner_checked >= min(0.25, self.values["publisher_takeover_s"]):  # graph asked rarely
+            driver.owner_checked = now
+            topic = driver.namespace.rstrip("/") + "/jewels/state"
+            gids = {bytes(info.endpoint_gid) for info in self.get_publishers_info_by_topic(topic)}
+            if driver.publisher not in gids:
+                return False
+        return True
+
+    def _on_state(self, driver, msg, info=None):
         now = clock_seconds(self)
+        if now <= 0.0:  # use_sim_time, and /clock not here yet: nothing to judge the samples against (counted)
+            self.batches_before_clock += 1
+            return
+        gid = info.get("publisher_gid") if info else None
+        gid = bytes(gid["data"]) if gid else None
+        if len(msg.ids) > self.values["max_batch_jewels"]:
+            self._reject_batch(
+                driver,
+                msg,
+                "batch_too_large",
+                f"{len(msg.ids)} elements, max_batch_jewels is {self.values['max_batch_jewels']}",
+            )
+            return
+        if self._foreign(driver, gid, now):
+            self._reject_batch(
+                driver, msg, "foreign_publisher", "a second publisher on the topic; its owner is still reporting"
+            )
+            return
         stamp = seconds(msg.header.stamp)
-        driver.driver_id = msg.driver_id or driver.driver_id
         if driver.last_seq is not None and msg.seq != (driver.last_seq + 1) & 0xFFFFFFFF:
             driver.seq_gaps += 1
         driver.last_seq = msg.seq
@@ -224,6 +331,9 @@ class Synchronizer(Node):
             mismatch = ", ".join(
                 f"{k} {v}" for k, v in sizes.items() if v != ids.size and not (k == "status" and v == 0)
             )
+        if driver.dropped:  # reporting again: followed anew (slots registered by this batch, commands again)
+            driver.dropped, driver.followed_at = False, None
+            self.get_logger().info(f"driver {driver.namespace} reports again: followed")
         if driver.driver_id in self.released:  # not taken: its jewels fall silent and run free, still commanded
             driver.batches_released += 1
             fresh = np.zeros(ids.size, np.bool_)
@@ -242,11 +352,23 @@ class Synchronizer(Node):
                 f"state batch {msg.seq} of {driver.namespace} rejected: {reason}", throttle_duration_sec=5.0
             )
             return
+        if report.received and not report.accepted:  # every new sample rejected: nothing of it is used
+            self._reject_batch(driver, msg, "all_elements_rejected", f"{report.received} elements, none accepted")
+            return
         try:
             slots = self.kernel.register(driver.key, ids)  # cached by the ingest above: the same ids cost nothing
         except (ValueError, TypeError) as error:
             self._kernel_refused(driver, msg, ids.size, error)
             return
+        if gid is not None and gid != driver.publisher:
+            if driver.publisher is not None:
+                self.get_logger().warning(f"driver {driver.namespace}: a new publisher took the topic over")
+            driver.publisher = gid
+        driver.driver_id = msg.driver_id or driver.driver_id
+        if driver.command_pub is None:
+            driver.command_pub = self.create_publisher(
+                JewelCommandBatch, driver.namespace.rstrip("/") + "/jewels/command", BATCH_QOS
+            )
         driver.ids_field = msg.ids
         driver.slots = slots
         driver.batches += 1
@@ -258,7 +380,7 @@ class Synchronizer(Node):
             self._tick()
 
     def _active_drivers(self):
-        horizon = clock_seconds(self) - self.config.silence_timeout_s
+        horizon = clock_seconds(self) - self.kernel.silence_window
         return [d for d in self.drivers.values() if d.last_arrival is not None and d.last_arrival >= horizon]
 
     def _kernel_refused(self, driver, msg, size, error):
@@ -275,7 +397,57 @@ class Synchronizer(Node):
                 self.ingest_rejects[reason] = self.ingest_rejects.get(reason, 0) + count
 
     # ------------------------------------------------------------------------------------------ the loop
+    def _housekeeping(self):
+        """Drop drivers silent past driver_timeout_s and free the slots of jewels silent past reclaim_after_s."""
+        now = clock_seconds(self)
+        if now <= 0.0 or (self.last_housekeeping is not None and now - self.last_housekeeping < HOUSEKEEPING_S):
+            return
+        self.last_housekeeping = now
+        if self.sim_time:
+            self._follow_sim_speed(now)
+        timeout = self.values["driver_timeout_s"]
+        for topic, driver in list(self.drivers.items()):
+            if driver.followed_at is None:
+                driver.followed_at = now
+            last = driver.last_arrival if driver.last_arrival is not None else driver.followed_at
+            if not driver.dropped and last is not None and now - last >= timeout:
+                self._drop(driver, now - last)
+            if driver.dropped and not driver.listed and not self.count_publishers(topic):
+                self.destroy_subscription(driver.subscription)  # rediscovered when it has a publisher again
+                del self.drivers[topic]
+        kept = self.kernel.reclaim(now)
+        if kept is not None:  # slots renumbered: the drivers' slots and the per-slot Bio-Dream scale follow
+            for driver in self.drivers.values():
+                driver.slots = self.kernel.remap_slots(driver.slots)
+            self.jewel_scale = self.jewel_scale[kept[kept < self.jewel_scale.size]]
+            if self.jewel_scale.size:
+                self.kernel.set_coupling_scale(self.jewel_scale)
+
+    def _follow_sim_speed(self, now):
+        """Measure the sim speed (sim s per wall s, over >= 1 s of wall time) and allow the clock skew it makes."""
+        wall = time.monotonic()
+        if self.speed_anchor is None or now < self.speed_anchor[1]:  # first reading, or /clock went back
+            self.speed_anchor = (wall, now)
+        elif wall - self.speed_anchor[0] >= 1.0:
+            self.sim_speed = max((now - self.speed_anchor[1]) / (wall - self.speed_anchor[0]), 1.0)
+            self.speed_anchor = (wall, now)
+        self.kernel.set_clock_skew(self.sim_speed * self.values["sim_clock_lag_s"])
+
+    def _drop(self, driver, silent_s):
+        self.kernel.drop_driver(driver.key)
+        if driver.command_pub is not None:
+            self.destroy_publisher(driver.command_pub)
+        driver.command_pub = driver.ids_field = driver.publisher = driver.last_arrival = None
+        driver.slots = np.zeros(0, np.intp)
+        driver.fresh, driver.dropped = False, True
+        self.drivers_dropped += 1
+        self.get_logger().warning(
+            f"driver {driver.namespace} dropped: nothing accepted for {silent_s:.1f} s (driver_timeout_s); its jewels' "
+            "slots are freed and it gets no commands until it reports again"
+        )
+
     def _on_watchdog(self):
+        self._housekeeping()
         if self.last_tick is None or clock_seconds(self) - self.last_tick >= 1.25 * self.period:
             self._tick()
 
@@ -289,7 +461,7 @@ class Synchronizer(Node):
         # The driver whose batch is newest (usually the one that completed this tick) is answered first:
         # latency is measured from the newest state stamp to the publish of its commands.
         fresh = sorted(
-            (d for d in self.drivers.values() if d.fresh and d.ids_field is not None),
+            (d for d in self.drivers.values() if d.fresh and d.ids_field is not None and d.command_pub is not None),
             key=lambda d: d.last_stamp,
             reverse=True,
         )
@@ -466,10 +638,21 @@ class Synchronizer(Node):
         level, message = DiagnosticLevel.OK, "locked" if result and result.order_parameter >= 0.9 else "locking"
         if timing["deadline_misses"]:
             level, message = DiagnosticLevel.WARN, f"{timing['deadline_misses']} deadline misses"
-        if self.ingest_rejects:
+        if self.ingest_rejects or self.batch_rejects:
             level = DiagnosticLevel.WARN
             message = f"rejected input: {self.ingest_rejects}"
-        values = {"drivers": len(self.drivers), "mode": self.config.mode, **timing}
+            if self.batch_rejects:
+                message += f"; rejected batches: {self.batch_rejects}"
+        values = {
+            "drivers": sum(not d.dropped for d in self.drivers.values()),
+            "drivers_dropped": self.drivers_dropped,
+            "batches_before_clock": self.batches_before_clock,
+            "jewel_slots": self.kernel.jewels_total,
+            "jewel_capacity": self.kernel.capacity,
+            "sim_speed": self.sim_speed,
+            "mode": self.config.mode,
+            **timing,
+        }
         if result:
             values.update(
                 order_parameter=result.order_parameter,
@@ -478,17 +661,21 @@ class Synchronizer(Node):
                 clusters=len(result.clusters),
             )
         values.update({f"rejected_{k}": v for k, v in sorted(self.ingest_rejects.items())})
+        values.update({f"batches_rejected_{k}": v for k, v in sorted(self.batch_rejects.items())})
         statuses = [diagnostic_status(level, "loop", message, "synchronizer", values)]
         for driver in self.drivers.values():
             age = clock_seconds(self) - driver.last_arrival if driver.last_arrival else float("inf")
-            reporting = age < self.config.silence_timeout_s
+            reporting = age < self.kernel.silence_window
+            state = (
+                ("released: runs free" if driver.driver_id in self.released else "reporting") if reporting else "silent"
+            )
+            if driver.dropped:
+                state = "dropped: silent past driver_timeout_s, not commanded until it reports again"
             statuses.append(
                 diagnostic_status(
                     DiagnosticLevel.OK if reporting else DiagnosticLevel.WARN,
                     f"driver {driver.namespace}",
-                    ("released: runs free" if driver.driver_id in self.released else "reporting")
-                    if reporting
-                    else "silent",
+                    state,
                     driver.driver_id,
                     {
                         "batches": driver.batches,
@@ -497,6 +684,7 @@ class Synchronizer(Node):
                         "stale_elements": driver.stale_elements,
                         "sequence_gaps": driver.seq_gaps,
                         "last_report_age_s": age,
+                        **{f"batches_rejected_{k}": v for k, v in sorted(driver.rejects.items())},
                     },
                 )
             )

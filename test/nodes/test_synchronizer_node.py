@@ -423,3 +423,132 @@ def test_invalid_reports_and_stale_elements_are_counted_never_a_crash(fake_drive
     assert reporting and {m.jewels_active for m in reporting} == {20 - 3 - 3}
     assert all(m.collective_frequency == 1.0 for m in reporting)
     assert states[-1].jewels_total == 20  # the stale jewels are registered (commanded), just not sampled
+
+
+# ------------------------------------------------------------------------------ issue 15, items 2 and 3: spoofed state
+def locked_batch(ros_node, ids, driver_id="fake"):
+    """A batch of jewels at exactly 1 Hz, all at the same phase (the plaza's r is 1), stamped now."""
+    now = ros_node.node.get_clock().now().nanoseconds * 1e-9
+    n = len(ids)
+    return state_batch(ros_node, ids, np.full(n, wrap_phase(TWO_PI * now)), np.full(n, 1.0), driver_id=driver_id)
+
+
+def keep_reporting(ros_node, pub, ids, driver_id="fake"):
+    """A timer that publishes the fake driver's locked batch every 20 ms (spun by spin_until/spin_for)."""
+    return ros_node.node.create_timer(0.02, lambda: pub.publish(locked_batch(ros_node, ids, driver_id)))
+
+
+def loop_value(diagnostics, key):
+    return int(float(latest_loop_values(diagnostics).get(key, "0")))
+
+
+def test_an_oversized_batch_is_rejected_whole_and_registers_no_slot(processes, ros_node):
+    fake = follow_fake_driver(processes, ros_node, "-p", "max_batch_jewels:=1000")
+    ids = np.arange(1, 11, dtype=np.uint32)
+    keep_reporting(ros_node, fake.pub, ids)
+    ros_node.spin_until(lambda: fake.states and fake.states[-1].jewels_total == 10, 20, "the fake plaza reporting")
+    flood = np.arange(100_000, 105_000, dtype=np.uint32)  # 5,000 valid-looking new ids, above the bound
+    fake.pub.publish(locked_batch(ros_node, flood))
+    ros_node.spin_until(
+        lambda: loop_value(fake.diagnostics, "batches_rejected_batch_too_large") >= 1, 10, "the flood counted"
+    )
+    ros_node.spin_for(0.3)
+    assert max(s.jewels_total for s in fake.states) == 10  # no slot was ever added for the flood
+    assert int(float(latest_loop_values(fake.diagnostics)["jewel_slots"])) == 10
+    assert all(len(c.ids) == 10 for c in fake.commands)  # nothing of it relayed to the driver
+
+
+def test_slots_of_jewels_silent_past_the_timeout_are_reclaimed(processes, ros_node):
+    fake = follow_fake_driver(processes, ros_node, "-p", "reclaim_after_s:=1.0")
+    ids = np.arange(1, 11, dtype=np.uint32)
+    keep_reporting(ros_node, fake.pub, ids)
+    ros_node.spin_until(lambda: fake.states and fake.states[-1].jewels_total == 10, 20, "the fake plaza reporting")
+    fake.pub.publish(locked_batch(ros_node, np.arange(1, 3001, dtype=np.uint32)))  # once: 2,990 more jewels
+    ros_node.spin_until(lambda: fake.states[-1].jewels_total == 3000, 10, "the extra jewels registered")
+    ros_node.spin_until(lambda: fake.states[-1].jewels_total == 10, 15, "their slots reclaimed after they fell silent")
+    ros_node.spin_for(0.5)
+    last = fake.states[-1]
+    assert last.jewels_total == 10 and last.jewels_active == 10
+    assert sorted(from_field(fake.commands[-1].ids, np.uint32).tolist()) == list(range(1, 11))
+
+
+def test_a_second_publisher_on_a_drivers_topic_is_rejected_and_the_plaza_keeps_its_r(fake_driver, ros_node):
+    ids = np.arange(1, 21, dtype=np.uint32)
+    keep_reporting(ros_node, fake_driver.pub, ids)
+    states = fake_driver.states
+    ros_node.spin_until(
+        lambda: states and states[-1].plazas and states[-1].plazas[0].order_parameter > 0.99, 20, "the plaza at r 1"
+    )
+    spoof = ros_node.node.create_publisher(JewelStateBatch, "/fake/jewels/state", BATCH_QOS)  # a second gid
+    ros_node.spin_until(lambda: spoof.get_subscription_count() >= 1, 10, "the spoofer matched")
+    rng = np.random.default_rng(3)
+    first = len(states)
+
+    def flood():
+        spoof.publish(state_batch(ros_node, ids, rng.uniform(-math.pi, math.pi, ids.size), np.full(ids.size, 1.0)))
+
+    ros_node.node.create_timer(0.005, flood)  # valid-looking, scattered phases, 4x the driver's rate
+    ros_node.spin_until(
+        lambda: loop_value(fake_driver.diagnostics, "batches_rejected_foreign_publisher") >= 100,
+        20,
+        "the spoofer's batches rejected and counted",
+    )
+    during = states[first:]
+    assert during and min(s.plazas[0].order_parameter for s in during if s.plazas) > 0.99
+
+
+def test_a_batch_claiming_another_drivers_ids_is_rejected_for_those_ids(processes, ros_node):
+    fake = follow_fake_driver(processes, ros_node, "-p", "drivers:=[/fake, /evil]")
+    ids = np.arange(1, 11, dtype=np.uint32)
+    keep_reporting(ros_node, fake.pub, ids)
+    ros_node.spin_until(lambda: fake.states and fake.states[-1].jewels_total == 10, 20, "the fake plaza reporting")
+    evil = ros_node.node.create_publisher(JewelStateBatch, "/evil/jewels/state", BATCH_QOS)
+    ros_node.spin_until(lambda: evil.get_subscription_count() >= 1, 10, "the evil writer matched")
+    keep_reporting(ros_node, evil, np.arange(6, 16, dtype=np.uint32), driver_id="evil")  # 5 of fake's ids
+    ros_node.spin_until(lambda: loop_value(fake.diagnostics, "rejected_id_conflict") >= 50, 20, "conflicts counted")
+    plazas = {p.driver_id: p for p in fake.states[-1].plazas}
+    assert plazas["fake"].jewels_total == 10 and plazas["fake"].jewels_active == 10
+    assert plazas["evil"].jewels_total == 5  # only its own ids 11..15
+    assert fake.states[-1].jewels_total == 15
+
+
+def test_an_all_rejected_batch_changes_nothing_the_synchronizer_commands(fake_driver, ros_node):
+    ids = np.arange(1, 11, dtype=np.uint32)
+    keep_reporting(ros_node, fake_driver.pub, ids)
+    commands = fake_driver.commands
+    ros_node.spin_until(lambda: len(commands) >= 10, 20, "commands to the fake driver")
+    first = len(commands)
+    bad = state_batch(ros_node, np.arange(500, 510, dtype=np.uint32), np.zeros(10), np.full(10, -1.0), driver_id="evil")
+    fake_driver.pub.publish(bad)  # every element rejected (bad_frequency), and another driver_id
+    ros_node.spin_until(
+        lambda: loop_value(fake_driver.diagnostics, "batches_rejected_all_elements_rejected") >= 1,
+        10,
+        "the batch counted",
+    )
+    ros_node.spin_for(0.3)
+    after = commands[first:]
+    assert after and {c.driver_id for c in after} == {"fake"}
+    assert all(sorted(from_field(c.ids, np.uint32).tolist()) == list(range(1, 11)) for c in after)
+
+
+def test_a_phantom_namespace_that_stops_reporting_is_dropped(processes, ros_node):
+    processes.start_node("synchronizer", "-p", "driver_timeout_s:=1.0")
+    diagnostics = []
+    ros_node.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    phantom = ros_node.node.create_publisher(JewelStateBatch, "/evil/jewels/state", BATCH_QOS)
+    ros_node.spin_until(lambda: phantom.get_subscription_count() >= 1, 20, "the synchronizer following /evil")
+    ids = np.arange(700, 710, dtype=np.uint32)
+    timer = keep_reporting(ros_node, phantom, ids, driver_id="evil")
+    ros_node.spin_until(lambda: ros_node.node.count_publishers("/evil/jewels/command") >= 1, 10, "commands to /evil")
+    timer.cancel()  # the phantom falls silent
+    ros_node.spin_until(
+        lambda: (
+            loop_value(diagnostics, "drivers_dropped") >= 1
+            and not ros_node.node.count_publishers("/evil/jewels/command")
+        ),
+        15,
+        "/evil dropped and its command publisher gone",
+    )
+    assert loop_value(diagnostics, "jewel_slots") == 0  # its jewels' slots freed
+    keep_reporting(ros_node, phantom, ids, driver_id="evil")  # it reports again: followed again
+    ros_node.spin_until(lambda: ros_node.node.count_publishers("/evil/jewels/command") >= 1, 10, "/evil followed again")

@@ -121,6 +121,15 @@ class SyncConfig(SettingsConfig):
         0.01,
         60.0,
     )
+    reclaim_after_s: float = setting(
+        30.0,
+        "The slot of a jewel with no accepted sample for longer than this, and not in its driver's batch of that "
+        "time, is freed (PhaseLockKernel.reclaim: storage and tick cost follow the jewels really reporting); its "
+        "id can then be reported by any driver. A value below silence_timeout_s counts as silence_timeout_s.",
+        "s",
+        0.1,
+        3600.0,
+    )
     future_tolerance_s: float = setting(0.05, "Samples stamped later than now + this are rejected.", "s", 0.0, 10.0)
     max_frequency_hz: float = setting(
         20.0,

@@ -87,10 +87,11 @@ _CODE = {name: i + 1 for i, name in enumerate(REJECT_REASONS)}
 
 
 class _DriverCache:
-    __slots__ = ("ids", "slots", "start", "version", "last_t")
+    __slots__ = ("ids", "slots", "start", "version", "last_t", "used")
 
-    def __init__(self, ids, slots, start, version):
+    def __init__(self, ids, slots, start, version, used=-math.inf):
         self.ids, self.slots, self.start, self.version = ids, slots, start, version
+        self.used = used  # kernel time this mapping was last registered (reclaim() keeps its slots)
         self.last_t = None  # every slot of this batch last accepted a sample at exactly this time (fast path)
 
 
@@ -129,7 +130,9 @@ class PhaseLockKernel:
             raise ValueError("invalid SyncConfig: " + "; ".join(errs))
         self._cap = 0
         self._n = 0
-        self._alloc(max(int(capacity), 16))
+        self._cap0 = max(int(capacity), 16)  # reclaim() never shrinks the storage below this
+        self._alloc(self._cap0)
+        self._remap = None  # old slot -> new slot (-1: freed) of the last reclaim that moved slots
         self._map_ids = np.empty(0, dtype=np.uint32)
         self._map_slots = np.empty(0, dtype=np.intp)
         self._drv_index: dict[int, int] = {}
@@ -151,6 +154,7 @@ class PhaseLockKernel:
         self._last_step = None
         self._last_psi = 0.0
         self._now = -math.inf
+        self._clock_skew = 0.0  # s: how far clocks distributed by messages may run ahead (set_clock_skew)
         self._tick = 0
         self._views_key = None
         self._views = []
@@ -313,12 +317,120 @@ class PhaseLockKernel:
         pos = np.minimum(np.searchsorted(self._map_ids, ids), self._map_ids.shape[0] - 1)
         return np.where(self._map_ids[pos] == ids, self._map_slots[pos], -1).astype(np.intp)
 
+    # ------------------------------------------------------------------ reclamation
+    def drop_driver(self, driver_key) -> int:
+        """Forget a driver: its slots become unowned (freed by the next :meth:`reclaim`), its cached mapping
+        and its row of the driver table go. Returns how many slots it owned (0 for a key never seen)."""
+        d = self._drv_index.get(self._driver_key(driver_key))
+        if d is None:
+            return 0
+        n = self._n
+        own = self._owner[:n]
+        mine = own == d
+        owned = int(np.count_nonzero(mine))
+        own[mine] = -1
+        self._t_s[:n][mine] = _NEVER
+        own[own > d] -= 1  # the drivers after it move up one index (vectorised, no loop per jewel)
+        del self._drv_keys[d]
+        self._drv_index = {key: i for i, key in enumerate(self._drv_keys)}
+        self._own_version += 1
+        cache = {}
+        for i, c in self._cache.items():  # the other drivers' mappings are unchanged: still valid
+            if i != d:
+                if c.version == self._own_version - 1:
+                    c.version = self._own_version
+                cache[i - 1 if i > d else i] = c
+        self._cache = cache
+        self._drv_keys_arr = np.asarray(self._drv_keys, dtype=np.int64)
+        self._runs_key = None
+        self._blocks_dirty()
+        return owned
+
+    def reclaim(self, now: float, after_s: float | None = None):
+        """Free the slots of jewels silent for longer than ``after_s`` (default ``config.reclaim_after_s``)
+        and of unowned ones, except the slots of a driver's mapping registered within that time (a jewel its
+        driver keeps reporting, even as STALE, keeps its slot).
+
+        The kept slots are compacted in order (vectorised), so a driver's contiguous batch stays contiguous: its
+        cached mapping is renumbered and keeps the fast path. The storage shrinks by halves while it is at most a
+        quarter full (never below the initial capacity). Slot numbers change: map slots kept elsewhere with
+        :meth:`remap_slots`.
+
+        Returns
+        -------
+        kept : ndarray of intp or None
+            The old slot of each new slot (``new slot i`` was ``kept[i]``), or None when nothing was freed.
+        """
+        n = self._n
+        if not n:
+            return None
+        after = self.config.reclaim_after_s if after_s is None else float(after_s)
+        cut = float(now) - max(after, self.silence_window)  # never a jewel that is not yet silent
+        if float(_mn(self._t_s[:n])) >= cut and int(_mn(self._owner[:n])) >= 0:
+            return None  # everything sampled recently and owned: nothing to free (one pass, no allocation)
+        keep = self._t_s[:n] >= cut
+        keep &= self._owner[:n] >= 0
+        for c in self._cache.values():  # per driver, not per jewel
+            if c.version == self._own_version and c.used >= cut:
+                keep[c.slots] = True
+        kept = np.flatnonzero(keep)
+        m = kept.shape[0]
+        if m == n:
+            return None
+        remap = np.full(n, -1, dtype=np.intp)
+        remap[kept] = np.arange(m, dtype=np.intp)
+        for name, _dt, fill in self._SLOT_FIELDS:
+            a = getattr(self, name)
+            a[:m] = a[kept]
+            a[m:n] = fill
+        if self._scale_arr is not None:
+            self._scale_arr[:m] = self._scale_arr[kept]
+            self._scale_arr[m:n] = 1.0
+        if self._kcs is not None:
+            self._kcs[:, :m] = self._kcs[:, kept]
+        live = keep[self._map_slots]
+        self._map_ids = self._map_ids[live]
+        self._map_slots = remap[self._map_slots[live]]
+        version = self._own_version
+        self._own_version += 1
+        for d in list(self._cache):
+            c = self._cache[d]
+            slots = remap[c.slots] if c.slots.shape[0] else c.slots
+            if c.version != version or (slots < 0).any():
+                del self._cache[d]  # a mapping that lost a slot is rebuilt by its driver's next batch
+                continue
+            c.slots, c.version, c.last_t = slots, self._own_version, None
+            c.start = int(slots[0]) if c.start >= 0 else -1
+        self._n = m
+        self._remap = remap
+        self._runs_key = None
+        self._views_key = None
+        self._gen_writes += 1
+        self._blocks_dirty()
+        self._blk_all_act = [False] * len(self._blk_all_act)
+        cap = self._cap
+        while cap // 2 >= max(2 * m, self._cap0) and 4 * m <= cap:
+            cap //= 2
+        if cap < self._cap:
+            self._alloc(cap)  # copies the first m slots (and the per-slot coupling scale)
+        return kept
+
+    def remap_slots(self, slots) -> np.ndarray:
+        """Slots numbered before the last :meth:`reclaim` that moved slots, numbered after it (-1: freed or -1).
+        Call it right after that reclaim (a second reclaim replaces the mapping)."""
+        slots = np.asarray(slots, dtype=np.intp)
+        if self._remap is None:
+            return slots
+        ok = (slots >= 0) & (slots < self._remap.shape[0])
+        return np.where(ok, self._remap[np.where(ok, slots, 0)], -1)
+
     def _register(self, driver_key, ids, now):
         d = self._driver(driver_key)
         c = self._cache.get(d)
         n = ids.shape[0]
         if c is not None and c.version == self._own_version and c.ids.shape[0] == n and ids.dtype == c.ids.dtype:
             if (c.ids.tobytes() == ids.tobytes()) if n <= 4096 else bool(np.equal(c.ids, ids).all()):
+                c.used = now
                 return c.slots, None, c.start
         ids = ids.astype(np.uint32, copy=False)
         if self._map_ids.shape[0]:
@@ -364,7 +476,7 @@ class PhaseLockKernel:
         if other.any():
             oi = np.flatnonzero(other)
             os_ = slots[oi]
-            fresh = (own[oi] >= 0) & (self._t_s[os_] >= now - self.config.silence_timeout_s)
+            fresh = (own[oi] >= 0) & (self._t_s[os_] >= now - self.silence_window)
             if fresh.any():
                 if codes is None:
                     codes = np.zeros(n, dtype=np.int8)
@@ -381,7 +493,7 @@ class PhaseLockKernel:
         if codes is None:
             if n and slots[-1] - slots[0] == n - 1 and (n == 1 or bool((np.diff(slots) == 1).all())):
                 start = int(slots[0])
-            self._cache[d] = _DriverCache(ids.copy(), slots, start, self._own_version)
+            self._cache[d] = _DriverCache(ids.copy(), slots, start, self._own_version, now)
         else:
             slots = slots.copy()
             slots[codes != 0] = -1
@@ -495,8 +607,8 @@ class PhaseLockKernel:
             return rep
         # fast path: contiguous slots, no registration rejects; block-wise validate-then-commit
         ch = int(cfg.chunk)
-        sil_cut = now - cfg.silence_timeout_s
-        fut_cut = now + cfg.future_tolerance_s
+        sil_cut = now - self.silence_window
+        fut_cut = now + cfg.future_tolerance_s + self._clock_skew
         fmax = float(cfg.max_frequency_hz)
         pmax = _WRAPPED_PHASE
         if scalar_t and not (sil_cut <= stv <= fut_cut):
@@ -635,8 +747,8 @@ class PhaseLockKernel:
             mark("bad_phase", ~(np.abs(ph) <= _MAX_ABS_PHASE))
         st_a = np.broadcast_to(np.asarray(st, dtype=np.float64), (n,))
         mark("bad_sample_time", ~np.isfinite(st_a))
-        mark("future_sample", ~(st_a <= now + cfg.future_tolerance_s))
-        mark("expired_sample", ~(st_a >= now - cfg.silence_timeout_s))
+        mark("future_sample", ~(st_a <= now + cfg.future_tolerance_s + self._clock_skew))
+        mark("expired_sample", ~(st_a >= now - self.silence_window))
         told = self._t_s[safe]
         mark("out_of_order", st_a < told)
         counts = np.bincount(code, minlength=len(REJECT_REASONS) + 1)
@@ -649,7 +761,7 @@ class PhaseLockKernel:
         s = slots[acc]
         f = fr[acc]
         raw = f - of[acc]
-        recap = told[acc] < now - cfg.silence_timeout_s
+        recap = told[acc] < now - self.silence_window
         self._raw[s] = raw
         self._th[s] = wrap_cycles(ph[acc] * INV_TWO_PI)  # any wrapping in, [-0.5, 0.5) cycle stored
         self._f_rep[s] = f
@@ -665,6 +777,21 @@ class PhaseLockKernel:
             self._cmd[rs] = np.clip(of[acc][recap], -cfg.max_offset_hz, cfg.max_offset_hz)
             self._force_slow = True
         rep.accepted += int(acc.shape[0])
+
+    @property
+    def silence_window(self) -> float:
+        """How long (s) a jewel's last sample counts as current: ``silence_timeout_s`` plus the clock skew."""
+        return self.config.silence_timeout_s + self._clock_skew
+
+    def set_clock_skew(self, seconds: float) -> None:
+        """Allow ``seconds`` (s) of skew between the caller's clock and the senders' when clocks are distributed
+        by messages (``/clock`` under use_sim_time: its delivery lag x the sim speed): samples stamped up to
+        ``future_tolerance_s + seconds`` after now are taken (predicted back to now, as good as forward), and a
+        jewel falls silent ``seconds`` later (:attr:`silence_window`)."""
+        seconds = float(seconds)
+        if not (0.0 <= seconds < math.inf):
+            raise ValueError(f"clock skew must be a finite time >= 0 s, got {seconds!r}")
+        self._clock_skew = seconds
 
     # ------------------------------------------------------------------ steering hooks
     def set_coupling_scale(self, scale) -> None:
@@ -789,7 +916,7 @@ class PhaseLockKernel:
         n = self._n
         ch = int(cfg.chunk)
         kur = cfg.mode == "kuramoto"
-        sil_cut = now - cfg.silence_timeout_s
+        sil_cut = now - self.silence_window
         if self._omega_pop is None and n:
             act = self._t_s[:n] >= sil_cut
             if act.any():

@@ -22,8 +22,8 @@ REJECT_REASONS = (
     "bad_natural_frequency",
     "bad_phase",  # |phase| > 2**36 rad (~1.1e10 cycles): beyond it float64 holds the phase to worse than 1.5e-5 rad
     "bad_sample_time",  # sample_time is NaN or infinite
-    "future_sample",  # sample_time > now + future_tolerance_s
-    "expired_sample",  # sample_time < now - silence_timeout_s
+    "future_sample",  # sample_time > now + future_tolerance_s (+ the clock skew under use_sim_time)
+    "expired_sample",  # sample_time < now - silence_timeout_s (- the clock skew under use_sim_time)
     "out_of_order",  # sample_time older than the last accepted sample of that jewel
 )
 #: Whole-message rejection reasons (every element of the message is counted under it).

@@ -7,8 +7,11 @@ improvements:
 - every child runs in its own session/process group and signals go to the whole group, so
   grandchildren are stopped too; after shutdown, leftover group members and escaped descendants
   (tracked with psutil) are killed, so no orphans remain; children also get
-  PR_SET_PDEATHSIG=SIGTERM so they stop even if the runner itself is SIGKILLed;
-- SIGTERM to the runner shuts down cleanly like SIGINT (upstream only cancels, launch#666);
+  PR_SET_PDEATHSIG=SIGTERM so they stop even if the runner itself is SIGKILLed (a child forked as the
+  runner dies does not exec);
+- SIGTERM to the runner shuts down cleanly like SIGINT (upstream only cancels, launch#666); a further
+  SIGTERM during the shutdown SIGKILLs every process still running at once (its sender is about to
+  SIGKILL the runner, and then nothing would stop a process that holds off SIGINT and SIGTERM);
 - the exit status is non-zero when a process failed (non-zero exit on its own, or had to be
   SIGKILLed), where upstream always returns 0;
 - each process gets its own complete log file in the run's log directory.
@@ -144,26 +147,42 @@ class _Proc:
                 f.close()
 
 
-def _make_pdeathsig():
-    """preexec_fn: the child gets SIGTERM if the runner dies abruptly (Linux prctl)."""
+def _load_prctl():
+    """libc's prctl (Linux), or None."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
-    pr_set_pdeathsig = 1
+
+
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+# Exit status of a child that finds, before it execs, that the runner is already gone.
+_ORPHANED_AT_START = 128 + signal.SIGTERM
+
+
+def _child_setup(runner_pid: int):
+    """preexec_fn: the child gets SIGTERM if the runner dies abruptly (Linux prctl).
+
+    The death signal only covers a runner that dies after the prctl: one killed between the fork and the prctl
+    (it was starting or respawning a process) would leave the child to exec and run forever with PPID 1 (issue 15
+    item 19). So the child checks its parent after the prctl, as prctl(2) advises, and does not exec when the
+    runner is gone. The signal fires when the forking *thread* ends: the runner forks from the thread that runs
+    Supervisor.run, which returns only once every child has exited.
+    """
+    if _PRCTL is None:
+        return None
 
     def preexec():
-        prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != runner_pid:
+            os._exit(_ORPHANED_AT_START)
 
     return preexec
-
-
-_PREEXEC = _make_pdeathsig()
 
 
 def _group_alive(pgid: int) -> bool:
@@ -222,7 +241,14 @@ class Supervisor:
                 if signum == signal.SIGINT:
                     self.out.log("WARNING", "launch", "user interrupted with ctrl-c (SIGINT) again, ignoring...")
                 else:
-                    self.out.log("WARNING", "launch", f"got {sname} again, ignoring (shutdown already in progress)...")
+                    # Whoever sent it will SIGKILL the runner next (the test harness 5 s later, a service manager
+                    # at its stop timeout): once the runner is dead, nothing escalates to SIGKILL, and a process
+                    # that holds off SIGINT and SIGTERM (one still loading its modules, on a loaded machine) would
+                    # outlive the launch. So the processes still running are killed now, while the runner is alive.
+                    self.out.log(
+                        "WARNING", "launch", f"got {sname} again during shutdown: killing every process still running"
+                    )
+                    self._kill_now()
                 continue
             if signum == signal.SIGINT:
                 self.out.log("WARNING", "launch", "user interrupted with ctrl-c (SIGINT)")
@@ -247,7 +273,7 @@ class Supervisor:
                 env=spec.env,
                 cwd=spec.cwd,
                 start_new_session=True,
-                preexec_fn=_PREEXEC,
+                preexec_fn=_child_setup(os.getpid()),
             )
             if spec.shell:
                 p.popen = subprocess.Popen(" ".join(spec.cmd), shell=True, **kwargs)
@@ -431,6 +457,26 @@ class Supervisor:
                 e.proc.state = "done"
                 e.done = True
 
+    def _kill_now(self):
+        """Skip what is left of every escalation: SIGKILL to each process group still running."""
+        now = time.monotonic()
+        for e in self.escalations:
+            if e.done or e.stage == 2:
+                continue
+            leader = self._is_leader(e.proc, e.pgid)
+            if not leader and not _group_alive(e.pgid):
+                e.done = True
+                continue
+            spec = e.proc.spec
+            if leader:
+                e.proc.signals_sent.add("SIGKILL")
+            else:
+                self.failed.append(f"{spec.name}: leftover processes in its group had to be killed with SIGKILL")
+            self.out.log("INFO", spec.name, f"sending signal 'SIGKILL' to process[{spec.name}]")
+            _killpg(e.pgid, signal.SIGKILL)
+            e.stage = 2
+            e.killed_at = now
+
     def _track_descendants(self):
         for p in self.procs:
             if p.state != "running":
@@ -481,6 +527,8 @@ class Supervisor:
     def run(self) -> int:
         self.out.log("INFO", "launch", f"All log files can be found below {self.log_dir}")
         for p in self.procs:
+            # a stop signal while the processes are being started: the rest are not started (as Kilted's launch)
+            self._handle_signals()
             if self.shutting_down:
                 break
             self.start(p)

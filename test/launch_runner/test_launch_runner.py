@@ -898,3 +898,99 @@ def test_print_leaves_no_parameter_files_behind(tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("params-file (generated)") >= 10 and "ros__parameters" in run.stdout
     assert list(tmp_path.rglob("launch_params_*")) == []
+
+
+ORPHAN_AT_FORK = """
+import os, sys, time
+from lumina_nodes.launch_runner.runner import _child_setup
+
+runner = os.getpid()
+preexec = _child_setup(runner)  # made before the fork, as Supervisor.start does
+child = os.fork()
+if child:
+    print(child, flush=True)
+    os._exit(0)  # the runner dies between the fork and the child's prctl (SIGKILLed while it starts a process)
+while os.getppid() == runner:
+    time.sleep(0.01)
+preexec()  # what subprocess runs in the child before exec
+os.execvp("sleep", ["sleep", "30"])
+"""
+
+
+def test_a_child_forked_as_the_runner_dies_does_not_exec(tmp_path):
+    """Issue 15 item 19: a runner killed while it starts (or respawns) a process left that process running with
+    PPID 1 for good: the death signal is armed after the fork, when the runner may already be gone. The child
+    checks its parent once armed and does not exec (measured before the fix: 2 of 20 runners SIGKILLed in their
+    start loop left a survivor; after: 0 of 30)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    run = subprocess.run([PY, "-c", ORPHAN_AT_FORK], env=env, capture_output=True, text=True, timeout=30)
+    child = int(run.stdout.split()[0])
+    deadline = time.monotonic() + 5
+    try:
+        while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the child of a dead runner went on: {psutil.Process(child).cmdline()}")
+            time.sleep(0.05)
+    finally:
+        if psutil.pid_exists(child):
+            psutil.Process(child).kill()
+
+
+def test_sigterm_again_during_shutdown_kills_what_still_runs_at_once(tmp_path):
+    """A second stop signal of the SIGTERM kind comes from a supervisor about to SIGKILL the runner (the harness
+    5 s after its SIGINT, a service manager at its timeout): the runner SIGKILLs what still runs at once instead
+    of being killed before its own escalation, which left the processes that hold off SIGINT and SIGTERM behind."""
+    pidfile = tmp_path / "pids"
+    path = write(
+        tmp_path, f"<launch>{fake('immortal', f'FAKE_PIDFILE={pidfile} FAKE_IGNORE=INT,TERM FAKE_SLEEP=60')}</launch>"
+    )
+    proc = start_runner(path, tmp_path)
+    try:
+        deadline = time.monotonic() + 10
+        while not pid_lines(pidfile) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ((_, child, _),) = pid_lines(pidfile)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert elapsed < 2.0, (elapsed, out)  # not sigterm_timeout + sigkill_timeout (10 s) after the SIGINT
+    assert "got SIGTERM again during shutdown: killing every process still running" in out
+    assert "sending signal 'SIGKILL' to process[immortal-1]" in out
+    assert proc.returncode != 0, out  # a process had to be SIGKILLed
+    child = int(child)
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE, out
+
+
+def test_a_node_respawning_during_shutdown_is_not_started_again(tmp_path):
+    """The respawn race of issue 15 item 19: a node that dies over and over (respawn_delay 0 and 0.1) while the
+    launch stops. Nothing is started after the stop signal, and no process of the launch survives it."""
+    pidfile = tmp_path / "pids"
+    flappy = f"FAKE_PIDFILE={pidfile} FAKE_SLEEP=0.05 FAKE_EXIT=1"
+    path = write(
+        tmp_path,
+        f"""
+        <launch>
+          {fake("flappy", flappy, 'respawn="true" respawn_delay="0.0"')}
+          {fake("slow_flappy", flappy, 'respawn="true" respawn_delay="0.1"')}
+        </launch>""",
+    )
+    proc = start_runner(path, tmp_path)
+    try:
+        deadline = time.monotonic() + 10
+        while len(pid_lines(pidfile)) < 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _, _, after = out.partition("user interrupted with ctrl-c (SIGINT)")
+    assert after and "process started" not in after, out
+    for _, pid, _ in pid_lines(pidfile):
+        assert not psutil.pid_exists(int(pid)) or psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE, out

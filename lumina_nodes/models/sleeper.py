@@ -106,6 +106,9 @@ class SleeperModel:
         self._seg_end[-1] = 1.0
         self._shift = np.asarray(p.stage_shift, dtype=np.float64)
         self.natural = self._target()
+        self._t_off = self.t  # the offset (and its share of the phase) is integrated up to here (>= t)
+        self._cache_key = None  # the per-step constants below belong to these arrays (see _refresh_cache)
+        self._scratch = tuple(np.empty(k) for _ in range(4)) + (np.empty(k, np.bool_),)
 
     # ----------------------------------------------------------------------------------------- derived
     def stage_at(self, cycle_pos: np.ndarray) -> np.ndarray:
@@ -131,6 +134,7 @@ class SleeperModel:
             raise ValueError(f"dt must be finite and >= 0, got {dt}")
         if dt == 0 or self.n == 0:
             self.t += dt
+            self._t_off = max(self._t_off, self.t)
             return
         steps = max(1, int(math.ceil(dt / self.p.max_step - 1e-12)))
         h = dt / steps
@@ -139,28 +143,106 @@ class SleeperModel:
                 self.clear_drills()
             self._step(h)
 
+    def advance_offset(self, dt: float) -> None:
+        """Integrate only the offset (its slew and its share of the phase) up to ``t + dt``; the rest (natural
+        frequency, phase noise, cycle, battery) follows at the next :meth:`advance`, which then integrates the
+        offset from there on. The result is the same as ``advance(dt)`` then the rest (the offset integral is
+        exact for any split): a command that takes effect at ``t + dt`` costs this one part, not a whole step.
+        Between the two, ``frequency`` mixes times: read the state after :meth:`advance`."""
+        dt = float(dt)
+        if not math.isfinite(dt) or dt < 0:
+            raise ValueError(f"dt must be finite and >= 0, got {dt}")
+        h = self.t + dt - self._t_off
+        if h > 0 and self.n:
+            buf = self._scratch
+            acc = buf[0]
+            acc.fill(0.0)
+            self._offset_part(h, acc, buf[1], buf[2], buf[4])
+            acc *= TWO_PI
+            self.phase += acc
+            wrap_phase(self.phase, out=self.phase)
+        self._t_off = max(self._t_off, self.t + dt)
+
+    def _refresh_cache(self) -> None:
+        """Per-jewel constants of a step (stage-dependent target, its segment's end, 1 / period), rebuilt when
+        the arrays they come from were replaced; the stage part is then kept current in _step (crossings)."""
+        key = (self.base, self.gain, self.period, self.cycle_pos)
+        if self._cache_key is not None and all(a is b for a, b in zip(key, self._cache_key, strict=True)):
+            return
+        seg = np.minimum(np.searchsorted(self._seg_end, self.cycle_pos, side="right"), len(self._seg_stage) - 1)
+        self._seg_hi = self._seg_end[seg]
+        self._tbase = self.base + self.gain * self._shift[self._seg_stage[seg]]
+        self._inv_period = 1.0 / self.period
+        self._cache_key = key
+
+    def _offset_part(self, h, acc, b1, b2, mask) -> None:
+        """offset: linear slew towards the (clamped) target over h, its exact integral added to ``acc``."""
+        s = self.p.max_slew
+        off = self.offset
+        if s > 0:
+            d = np.subtract(self.offset_target, off, out=b1)
+            tr = np.abs(d, out=b2)
+            np.less_equal(tr, s * h, out=mask)  # reached within h: lands exactly on the target
+            tr *= 1.0 / s
+            np.minimum(tr, h, out=tr)  # time spent slewing
+            v = np.copysign(tr, d, out=d)
+            v *= s  # signed change of the offset over h
+            # integral = off * h + v * (h - tr / 2)
+            tr *= -0.5
+            tr += h
+            tr *= v
+            acc += tr
+            np.multiply(off, h, out=tr)
+            acc += tr
+            off += v
+            np.copyto(off, self.offset_target, where=mask)
+        else:
+            np.multiply(off, h, out=b2)
+            acc += b2
+
     def _step(self, h: float) -> None:
         p = self.p
-        target = self._target()
+        self._refresh_cache()
+        acc, b1, b2, b3, mask = self._scratch
+        # natural: exponential relaxation to the target (exact integral)
+        target = np.add(self._tbase, self.drill_delta, out=b3)
         e = math.exp(-h / p.tau_natural)
-        dev = self.natural - target
-        nat_int = target * h + dev * p.tau_natural * (1.0 - e)
-        self.natural = target + dev * e
-        # offset: linear slew towards the (clamped) target, exact integral
-        d = self.offset_target - self.offset
-        s = p.max_slew
-        if s > 0:
-            t_r = np.minimum(np.abs(d) / s, h)
-            sg = np.sign(d)
-            off_int = self.offset * h + sg * (0.5 * s * t_r * t_r + s * t_r * (h - t_r))
-            self.offset = np.where(np.abs(d) > s * h, self.offset + sg * s * h, self.offset_target)
-        else:
-            off_int = self.offset * h
-        noise = self.rng.standard_normal(self.n) * math.sqrt(2.0 * p.phase_diffusion * h)
-        self.phase = wrap_phase(self.phase + TWO_PI * (nat_int + off_int) + noise)
-        self.cycle_pos = np.mod(self.cycle_pos + h / self.period, 1.0)
-        self.battery = np.maximum(self.battery - self.drain * h, 0.0)
+        dev = np.subtract(self.natural, target, out=b1)
+        np.multiply(target, h, out=acc)
+        np.multiply(dev, p.tau_natural * (1.0 - e), out=b2)
+        acc += b2
+        nat = self.natural
+        nat *= e
+        target *= 1.0 - e
+        nat += target
+        # the offset's share from where advance_offset left it
+        h_off = self.t + h - self._t_off
+        if h_off > 0:
+            self._offset_part(min(h_off, h), acc, b1, b2, mask)
+        acc *= TWO_PI
+        if p.phase_diffusion > 0:
+            noise = self.rng.standard_normal(out=b1)
+            noise *= math.sqrt(2.0 * p.phase_diffusion * h)
+            acc += noise
+        self.phase += acc
+        wrap_phase(self.phase, out=self.phase)
+        # cycle and stage: only jewels crossing into their next segment are looked up again
+        cp = self.cycle_pos
+        np.multiply(self._inv_period, h, out=b1)
+        cp += b1
+        np.greater_equal(cp, self._seg_hi, out=mask)
+        if mask.any():
+            idx = np.flatnonzero(mask)
+            c = np.mod(cp[idx], 1.0)
+            cp[idx] = c
+            seg = np.minimum(np.searchsorted(self._seg_end, c, side="right"), len(self._seg_stage) - 1)
+            self._seg_hi[idx] = self._seg_end[seg]
+            self._tbase[idx] = self.base[idx] + self.gain[idx] * self._shift[self._seg_stage[seg]]
+        np.multiply(self.drain, h, out=b1)
+        self.battery -= b1
+        np.maximum(self.battery, 0.0, out=self.battery)
         self.t += h
+        self._t_off = max(self._t_off, self.t)
 
     # ----------------------------------------------------------------------------------------- commands
     def set_offset_target(self, idx, offset) -> None:

@@ -85,6 +85,10 @@ class SimJewelBackend(JewelBackend, DrillTarget):
         self._r_int = np.zeros(k, np.float32)
         self._drop_until = np.full(k, -np.inf)
         self._last_now: float | None = None
+        self._cmd_now = -math.inf  # the offsets are integrated up to here by commands (advance_offset)
+        self._all_reported = k == 0  # every jewel has delivered a first report (no NaN left in _r_time)
+        # per-poll scratch (the snapshot's own arrays are always new)
+        self._buf = tuple(np.empty(k) for _ in range(3)) + tuple(np.empty(k, np.bool_) for _ in range(2))
         self.started = False
         self.counters = Counter()
         self.cmd_rejected = Counter()
@@ -117,6 +121,23 @@ class SimJewelBackend(JewelBackend, DrillTarget):
             self.report_loss = self.report_corruption = 0.0
             self.link_until = None
 
+    def _advance_offset_to(self, now: float) -> None:
+        """Bring the offsets (and their share of the phase) to ``now`` for a command taking effect then; the rest
+        of the model follows at the next poll (SleeperModel.advance_offset: the same result as a whole step at
+        a fraction of its cost). The clock checks are those of _advance_to."""
+        now = float(now)
+        if not math.isfinite(now):
+            self.counters["bad_clock"] += 1
+            return
+        if self._last_now is None:
+            self._advance_to(now)  # the first time anchors the model
+            return
+        if now < self._last_now or now < self._cmd_now:
+            self.counters["clock_backwards"] += 1
+            return
+        self.model.advance_offset(now - self._last_now)
+        self._cmd_now = now
+
     # ----------------------------------------------------------------------------------------- poll
     def poll(self, now: float) -> JewelSnapshot:
         if not self.started:
@@ -126,18 +147,26 @@ class SimJewelBackend(JewelBackend, DrillTarget):
         now = self._last_now if self._last_now is not None else float("nan")
         m, k, rng = self.model, self.model.n, self.rng
         dt = 0.0 if prev is None else max(now - prev, 0.0)
-        # link dropouts
+        # link dropouts (the random draws are the same, in the same order, as an element-wise version's)
+        tm, fb, pb, deliver, mb = self._buf
         if self.dropout_rate > 0 and dt > 0:
-            start = (self._drop_until < now) & (rng.random(k) < -math.expm1(-self.dropout_rate * dt))
-            self._drop_until[start] = now + rng.exponential(self.dropout_mean, int(start.sum()))
-            self.counters["dropouts"] += int(start.sum())
+            rng.random(out=tm)
+            np.less(tm, -math.expm1(-self.dropout_rate * dt), out=mb)
+            np.less(self._drop_until, now, out=deliver)
+            mb &= deliver
+            starts = int(np.count_nonzero(mb))
+            if starts:
+                self._drop_until[np.flatnonzero(mb)] = now + rng.exponential(self.dropout_mean, starts)
+            self.counters["dropouts"] += starts
         # a jewel's first report always arrives (it announced itself), so no sample is ever undefined
-        deliver = (self._drop_until < now) | np.isnan(self._r_time)
+        np.less(self._drop_until, now, out=deliver)
+        if not self._all_reported:
+            deliver |= np.isnan(self._r_time)
         if self.report_loss > 0:
             lost = deliver & (rng.random(k) < self.report_loss)
             self.counters["reports_lost"] += int(lost.sum())
             deliver &= ~lost
-        corrupt = np.zeros(k, bool)
+        corrupt = None
         if self.report_corruption > 0:
             corrupt = deliver & (rng.random(k) < self.report_corruption)
             self.counters["reports_corrupted"] += int(corrupt.sum())
@@ -145,21 +174,34 @@ class SimJewelBackend(JewelBackend, DrillTarget):
         # delivered reports: measured `age` ago. A jewel measures in order: a report that would have been measured
         # before the one already delivered (two polls close together after a late timer, with latency jitter) is
         # not a new report (the synchronizer would reject it as out of order)
-        age = self.latency + self.latency_jitter * rng.random(k)
-        deliver &= ~(now - age <= self._r_time)
-        self.counters["reports_delivered"] += int(deliver.sum())
-        freq = m.frequency
-        d = deliver
-        self._r_time[d] = now - age[d]
-        self._r_phase[d] = wrap_phase(m.phase[d] - 2 * math.pi * freq[d] * age[d])
-        self._r_freq[d] = freq[d]
-        self._r_off[d] = m.offset[d]
-        self._r_int[d] = m.intensity[d]
-        status = np.zeros(k, np.uint8)
-        status[~deliver] |= JewelStatus.STALE
-        status[corrupt] |= JewelStatus.FAULT
-        status[m.battery < self.low_battery] |= JewelStatus.LOW_BATTERY
-        sample_age = now - self._r_time
+        age = rng.random(out=pb)
+        age *= self.latency_jitter
+        age += self.latency
+        np.subtract(now, age, out=tm)  # the reports' measurement times
+        np.less_equal(tm, self._r_time, out=mb)
+        np.logical_not(mb, out=mb)
+        deliver &= mb
+        self.counters["reports_delivered"] += int(np.count_nonzero(deliver))
+        # commit the delivered reports (the phase as it was `age` ago); the others keep their last values
+        freq = np.add(m.natural, m.offset, out=fb)
+        np.copyto(self._r_time, tm, where=deliver)
+        np.copyto(self._r_freq, freq, where=deliver)
+        np.multiply(freq, 2 * math.pi, out=tm)
+        tm *= age
+        np.subtract(m.phase, tm, out=tm)
+        np.copyto(self._r_phase, wrap_phase(tm, out=tm), where=deliver)
+        np.copyto(self._r_off, m.offset, where=deliver)
+        np.copyto(self._r_int, m.intensity, where=deliver)
+        if not self._all_reported:
+            self._all_reported = not np.isnan(self._r_time).any()
+        status = np.logical_not(deliver).view(np.uint8) * np.uint8(JewelStatus.STALE)
+        if corrupt is not None:
+            status[corrupt] |= JewelStatus.FAULT
+        low = m.battery < self.low_battery
+        if low.any():
+            status[low] |= JewelStatus.LOW_BATTERY
+        sample_age = np.subtract(now, self._r_time)
+        np.maximum(sample_age, 0.0, out=sample_age)
         self.counters["polls"] += 1
         return JewelSnapshot(
             stamp=now,
@@ -167,24 +209,60 @@ class SimJewelBackend(JewelBackend, DrillTarget):
             phase=self._r_phase.copy(),
             frequency=self._r_freq.copy(),
             frequency_offset=self._r_off.copy(),
-            sample_age=np.maximum(sample_age, 0.0),
+            sample_age=sample_age,
             intensity=self._r_int.copy(),
             status=status,
         )
 
     # ----------------------------------------------------------------------------------------- commands
     def apply_command(self, ids, frequency_offset, intensity, now: float) -> CommandResult:
-        res, idx, off, inten = validate_command(ids, frequency_offset, intensity, self.ids, self.model.p.comfort_limit)
-        if len(idx):
-            self._advance_to(now)  # the command takes effect from `now`
-            self.model.set_offset_target(idx, off)
-            given = np.isfinite(inten)  # NaN: intensity left as it is
-            self.model.set_intensity(idx[given], inten[given])
+        fast = self._whole_batch(ids, frequency_offset, intensity)
+        if fast is not None:  # every jewel once, in order, all valid: what validate_command would accept whole
+            res, off, inten = fast
+            self._advance_offset_to(now)  # the command takes effect from `now`
+            self.model.set_offset_target(slice(None), off)
+            if inten is not None:
+                self.model.set_intensity(slice(None), inten)
+        else:
+            res, idx, off, inten = validate_command(
+                ids, frequency_offset, intensity, self.ids, self.model.p.comfort_limit
+            )
+            if len(idx):
+                self._advance_offset_to(now)  # the command takes effect from `now`
+                self.model.set_offset_target(idx, off)
+                given = np.isfinite(inten)  # NaN: intensity left as it is
+                self.model.set_intensity(idx[given], inten[given])
         self.counters["commands_accepted"] += res.accepted
         self.counters["command_batches"] += 1
         self.cmd_rejected.update({r: c for r, c in res.rejected.items() if c})
         self.last_command_message = res.message
         return res
+
+    def _whole_batch(self, ids, frequency_offset, intensity):
+        """(result, offsets, intensities or None) when the batch holds every jewel of this backend exactly once in
+        id order with valid values (what the synchronizer sends: the ids of the state batch), else None: then
+        validate_command decides element by element. A few bound checks over the batch instead of its
+        per-element classification (an O(n log n) sort for duplicates), with the result it would give."""
+        k = self.ids.shape[0]
+        if not (isinstance(ids, np.ndarray) and ids.dtype == np.uint32 and ids.shape == (k,) and k):
+            return None
+        if not (isinstance(frequency_offset, np.ndarray) and frequency_offset.shape == (k,)):
+            return None
+        if not (isinstance(intensity, np.ndarray) and intensity.shape in ((0,), (k,))):
+            return None
+        if ids[0] != self.ids[0] or ids[-1] != self.ids[-1] or not np.array_equal(ids, self.ids):
+            return None
+        off = np.asarray(frequency_offset, dtype=np.float64)
+        # NaN propagates through the reduction and fails the comparison: non-finite values go the general way
+        if not float(np.maximum.reduce(np.abs(off))) <= float(self.model.p.comfort_limit):
+            return None
+        inten = None
+        if intensity.shape[0]:
+            inten = np.asarray(intensity, dtype=np.float32)
+            if not (float(np.minimum.reduce(inten)) >= 0.0 and float(np.maximum.reduce(inten)) <= 1.0):
+                return None
+        res = CommandResult(accepted=k, message=f"accepted {k}/{k}")
+        return res, off, inten
 
     # ----------------------------------------------------------------------------------------- drills
     def inject(self, drill: Drill, now: float | None = None) -> tuple[bool, str, int]:

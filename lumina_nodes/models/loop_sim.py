@@ -125,12 +125,12 @@ class LoopSim:
         return float(np.sqrt(np.mean(e * e)))
 
 
-def run_loop(sim, kernel, seconds, on_tick=None, delay_ticks=1):
+def run_loop(sim, kernel, seconds, on_tick=None, delay_ticks=1, command_delay_ticks=0):
     """Advance ``sim`` and ``kernel`` together for ``seconds``, one tick of :data:`TICK_S` at a time.
 
     Reports reach the kernel ``delay_ticks`` ticks after they were measured (stamped with the time of
-    measurement); the commands go to the devices at once. ``on_tick(sim, kernel, tick_result, now)`` runs after
-    every tick.
+    measurement); the commands reach the devices ``command_delay_ticks`` ticks after the kernel computed them.
+    ``on_tick(sim, kernel, tick_result, now)`` runs after every tick.
 
     Returns
     -------
@@ -143,6 +143,7 @@ def run_loop(sim, kernel, seconds, on_tick=None, delay_ticks=1):
     """
     slots = kernel.register(0, sim.ids)
     pending = []
+    sent = []
     ts, rs, res = [], [], []
     for _ in range(int(round(seconds / TICK_S))):
         sim.advance(TICK_S)
@@ -152,7 +153,9 @@ def run_loop(sim, kernel, seconds, on_tick=None, delay_ticks=1):
             ids, ph, fr, of, st = pending.pop(0)
             kernel.ingest(0, ids, ph, fr, of, st, now)
         tr = kernel.step(now)
-        sim.cmd = kernel.commands_for(0, slots)
+        sent.append(kernel.commands_for(0, slots))
+        if len(sent) > command_delay_ticks:
+            sim.cmd = sent.pop(0)
         ts.append(now)
         rs.append(sim.order()[0])
         res.append(tr)

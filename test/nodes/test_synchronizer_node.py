@@ -264,9 +264,13 @@ def test_stale_elements_are_not_ingested_nor_counted_as_rejects(fake_driver, ros
 
 
 def test_biodream_sample_scales_the_coupling_of_its_jewel_only(processes, ros_node):
-    # P-only control (ki 0): a settled command is coupling scale * kp * phase error
+    # P-only control (ki 0): a settled command is coupling scale * kp * phase error. These jewels ignore their
+    # commands, which the estimate filter's plant model does not expect (it carries an estimate forward at a rate
+    # between reported and commanded): estimate_gain 1 takes every report as it is, so the errors are the reports'
     stage_gains = [1.0, 1.0, 0.8, 0.5, 0.9]
-    fake = follow_fake_driver(processes, ros_node, "-p", "ki:=0.0", "-p", f"coupling_by_stage:={stage_gains}")
+    fake = follow_fake_driver(
+        processes, ros_node, "-p", "ki:=0.0", "-p", "estimate_gain:=1.0", "-p", f"coupling_by_stage:={stage_gains}"
+    )
     ids = np.arange(1, 11, dtype=np.uint32)
     ahead = np.zeros(10)
     ahead[2:5] = 0.3  # jewels 3, 4 and 5 run 0.3 rad ahead of the others: the same phase error

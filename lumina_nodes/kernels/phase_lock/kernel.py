@@ -17,8 +17,9 @@ place, see :meth:`PhaseLockKernel.step`).
 Controller (``mode='controller'``), per active jewel (e in cycles, frequencies in Hz, s = coupling scale)::
 
     every tick:
-      y_i     = theta_i + f_rep_i * (now - t_i)                       the last report predicted to now
-      th_i   += f_rep_i * t_e;  v = wrap(y_i - th_i)                   phase estimate: predict, innovation
+      w_i     = (f_rep_i + raw_i + cmd_i) / 2                          rate: reported and commanded, midway
+      y_i     = theta_i + w_i * (now - t_i)                            the last report predicted to now
+      th_i   += w_i * t_e;  v = wrap(y_i - th_i)                       phase estimate: predict, innovation
       th_i   += v if |v| > estimate_gate_cycles else estimate_gain * v
       e_i     = wrap(psi_ref_i - th_i)     psi_ref_i += Omega_i * t_e  (t_e: time since the last tick)
       d_i     = e_i - way_i          way_i = rint(e_i - long_way_lookahead_s * (2 g_i + cmd_i)) (slow ticks)
@@ -32,11 +33,18 @@ Controller (``mode='controller'``), per active jewel (e in cycles, frequencies i
 
 ``Omega_i`` is the jewel's target frequency: the population mean of ``nat`` (default), a cluster merge target,
 its cluster's channel frequency, or a steered reference (:meth:`PhaseLockKernel.set_reference`);
-``psi_ref_i`` advances at ``Omega_i``. The feed-forward removes each jewel's detuning, the integral any residual
-bias, so the loop is type 2 (zero steady phase error for a constant detuning). The approach is the
-minimum-time (bang-bang) law of the comfort limits: full offset towards the target, braking on the slew limit's
-curve, linear (gain kp) near the target; a jewel whose detuning and current rate make the other way round the
-shorter trip takes it (``way_i``). bench/sync_lock.py measures it against the physical bound of any law.
+``psi_ref_i`` advances at ``Omega_i``. The predictions lean on the plant: a jewel runs at its natural frequency
+(``raw_i``: reported frequency minus reported offset) plus the offset it was sent, so reports and estimates
+are carried forward at the rate midway between the reported frequency and the commanded one (``w_i``; the
+exact mean of a ramp from the reported offset to the current command). Reports late by most of a second (sim
+time at 4x on a loaded machine) then still lock, where carrying them at their reported frequency lost the lock
+(bench/sync_delay.py); a jewel that ignores its commands is estimated half a command's worth ahead of where it
+is, and its reports pull the estimate back. The feed-forward removes each
+jewel's detuning, the integral any residual bias, so the loop is type 2 (zero steady phase error for a
+constant detuning). The approach is the minimum-time (bang-bang) law of the comfort limits: full offset towards
+the target, braking on the slew limit's curve, linear (gain kp) near the target; a jewel whose detuning and
+current rate make the other way round the shorter trip takes it (``way_i``). bench/sync_lock.py measures it
+against the physical bound of any law.
 Every figure (r, psi, lock_fraction, rms_phase_error) uses the phase estimates ``th_i``; rms_phase_error adds
 the estimate's error variance (``estimate_gain / 2`` x the innovation variance). In 'kuramoto' mode the errors
 are measured from psi (the reference is re-anchored on psi every tick).
@@ -985,15 +993,21 @@ class PhaseLockKernel:
                     act.fill(True)
                     blk_all[j] = True
                 na, nsil = m, 0
-                np.multiply(fr, now - tb, out=x)
+                np.add(fr, raw, out=y)  # the jewel's rate: midway between reported and commanded, Hz
+                y += cmd
+                y *= 0.5
+                np.multiply(y, now - tb, out=x)
             else:
                 blk_all[j] = False
                 np.greater_equal(ts, sil_cut, out=act)
                 na = int(np.count_nonzero(act))
                 nsil = m - na
                 if na:
+                    np.add(fr, raw, out=y)  # the jewel's rate: midway between reported and commanded, Hz
+                    y += cmd
+                    y *= 0.5
                     np.subtract(now, ts, out=x, casting="same_kind")
-                    x *= fr
+                    x *= y
             if na == 0:
                 ec.fill(0.0)
                 if not kur:
@@ -1007,12 +1021,12 @@ class PhaseLockKernel:
             if multi:
                 lab = self._labels[a : a + m]
             psi = np.take(psi_tab32, lab, out=self._bp[:m]) if sep else psi_ref
-            # phase estimate thf (cycles, float32): predicted at the reported frequency, corrected by
+            # phase estimate thf (cycles, float32): predicted at the commanded frequency, corrected by
             # estimate_gain x the wrapped innovation wrap(report predicted to now - thf); an innovation beyond
             # the gate (a jump, a re-capture) takes the report. rint into the scratch block is the cheapest wrap
             # (two passes, no temporary); +-0.5 are the same error
             np.add(th, x, out=ec)  # the last report predicted to now
-            np.multiply(fr, elapsed, out=x)
+            np.multiply(y, elapsed, out=x)
             thf += x
             ec -= thf
             np.rint(ec, out=x)

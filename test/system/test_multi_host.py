@@ -4,9 +4,12 @@ Hosts (each a network namespace with one interface, ``city0``, on 10.77.0.0/24, 
 lives in a namespace of its own, so nothing here touches the machine's own network):
 
   ds    10.77.0.1  the Fast DDS discovery server (``fastdds discovery``, from the wheels)
-  sync  10.77.0.2  the synchronizer, and the probe that prints its /sync/state (test/peers/sync_state_probe.py)
-  p1    10.77.0.3  plaza_1's jewel driver
-  p2    10.77.0.4  plaza_2's jewel driver
+  sync  10.77.0.2  the control host: control.launch.xml (the synchronizer and the festival orchestrator), and the
+                   probe that prints the synchronizer's /sync/state (test/peers/sync_state_probe.py)
+  p1    10.77.0.3  plaza_1's host: plaza.launch.xml (its jewel driver)
+  p2    10.77.0.4  plaza_2's host: plaza.launch.xml (its jewel driver)
+
+Each host runs what docs/multi_host.md's steps say, through lumina_launch.
 
 Every process gets the test's ROS_DOMAIN_ID and what config/dds/multihost.env sets (ROS_DISCOVERY_SERVER, super
 clients, SUBNET range, config/dds/fastdds_multihost.xml): the profile has no shared memory, so data between the
@@ -123,19 +126,33 @@ class City:
     processes: ProcessManager
     env: dict
     probe: object = None
-    drivers: dict = field(default_factory=dict)
+    plazas: dict = field(default_factory=dict)
     t_sync: float = 0.0
 
-    def start_driver(self, host):
+    def start_plaza(self, host):
+        """docs/multi_host.md step 3: the plaza's launch on its host (its driver; no Bio-Dream sensor here)."""
         k = PLAZAS[host]
-        self.drivers[host] = self.start(
+        self.plazas[host] = self.start(
             host,
-            package_executable("jewel_driver"),
-            *("--ros-args", "-r", f"__ns:=/plaza_{k}"),
-            *("-p", f"jewel_count:={JEWELS}", "-p", f"first_id:={(k - 1) * JEWELS + 1}", "-p", f"seed:={k}"),
-            name=f"jewel_driver_plaza_{k}",
+            *(package_executable("lumina_launch"), "lumina_nodes", "plaza.launch.xml"),
+            *(f"plaza:=plaza_{k}", f"index:={k}", f"jewels_per_plaza:={JEWELS}", "drills:=false", "biodream:=none"),
+            name=f"plaza_{k}",
         )
-        return self.drivers[host]
+        return self.plazas[host]
+
+    def driver_pid(self, host):
+        """The pid of the jewel driver the plaza's launch runs now (None while it has none)."""
+        try:
+            children = psutil.Process(self.plazas[host].pid).children()
+        except psutil.NoSuchProcess:
+            return None
+        for child in children:
+            try:
+                if "jewel_driver" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                    return child.pid
+            except psutil.NoSuchProcess:
+                continue
+        return None
 
     def start(self, host, *cmd, name, env=None):
         return self.processes.start(
@@ -200,9 +217,15 @@ def city(request, tmp_path_factory):
         ds.wait_for_output(r"Server started", timeout=15)
         c.probe = c.start("sync", sys.executable, str(PEERS / "sync_state_probe.py"), name="probe")
         for host in PLAZAS:
-            c.start_driver(host)
+            c.start_plaza(host)
         c.t_sync = time.monotonic()
-        c.start("sync", package_executable("synchronizer"), name="synchronizer")
+        # docs/multi_host.md step 4: the city without its plazas, sized for the whole city
+        c.start(
+            "sync",
+            *(package_executable("lumina_launch"), "lumina_nodes", "control.launch.xml"),
+            *(f"plazas:={len(PLAZAS)}", f"jewels_per_plaza:={JEWELS}", "scenario:=watch", "lighting:=none"),
+            name="control",
+        )
         yield c
     finally:
         processes.stop_all()
@@ -225,7 +248,7 @@ def city(request, tmp_path_factory):
 
 def test_city_locks_across_hosts(city):
     state = city.wait_for(locked, timeout=30, what=f"both plazas and r >= {LOCK_R}")
-    print(f"multi-host: city locked {state[0] - city.t_sync:.2f} s after the synchronizer started (r {state[1]:.3f})")
+    print(f"multi-host: city locked {state[0] - city.t_sync:.2f} s after the control launch started (r {state[1]:.3f})")
     # it stays locked
     time.sleep(2.0)
     recent = city.states(time.monotonic() - 1.5)
@@ -234,24 +257,27 @@ def test_city_locks_across_hosts(city):
 
 def test_killed_driver_comes_back_and_the_city_relocks(city):
     city.wait_for(locked, timeout=20, what="a locked city before the kill")
-    victim = city.drivers["p1"]
-    # `ip netns exec` execs the driver itself: the pid is the driver's (its group is SIGKILLed to be sure)
-    assert "jewel_driver" in " ".join(psutil.Process(victim.pid).cmdline())
-    os.killpg(victim.pid, signal.SIGKILL)
-    victim.popen.wait(5)
+    victim = city.driver_pid("p1")
+    assert victim is not None, city.plazas["p1"].output()
+    os.kill(victim, signal.SIGKILL)
     t_kill = time.monotonic()
-    # the synchronizer sees plaza_1's jewels go silent
+    # the synchronizer sees plaza_1's jewels go silent, and plaza_1's launch respawns its driver (respawn_delay 1 s)
     city.wait_for(lambda s: s[2] <= JEWELS, timeout=10, what="plaza_1's jewels silent", since=t_kill)
+    deadline = time.monotonic() + 10
+    while city.driver_pid("p1") in (None, victim):
+        assert time.monotonic() < deadline, (
+            f"plaza_1's launch did not respawn its driver:\n{city.plazas['p1'].output()}"
+        )
+        time.sleep(0.02)
     t_restart = time.monotonic()
-    city.start_driver("p1")
     back = city.wait_for(
         lambda s: s[2] >= 0.95 * len(PLAZAS) * JEWELS, timeout=20, what="plaza_1's jewels back", since=t_restart
     )
     relock = city.wait_for(locked, timeout=20, what="the city re-locked", since=back[0])
     rejoin_to_lock, restart_to_lock = relock[0] - back[0], relock[0] - t_restart
     print(
-        f"multi-host: driver restarted; its jewels back after {back[0] - t_restart:.2f} s, city re-locked "
-        f"{rejoin_to_lock:.2f} s after they rejoined ({restart_to_lock:.2f} s after the restart)"
+        f"multi-host: driver killed, respawned by its launch; its jewels back after {back[0] - t_restart:.2f} s, "
+        f"city re-locked {rejoin_to_lock:.2f} s after they rejoined ({restart_to_lock:.2f} s after the restart)"
     )
     assert rejoin_to_lock <= 3.0, rejoin_to_lock
     assert restart_to_lock <= 10.0, restart_to_lock  # generous: a Python node's start-up on a busy 2-core machine

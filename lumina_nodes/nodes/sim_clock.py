@@ -4,6 +4,10 @@ use_sim_time:=true lives a night in a fraction of it.
 The clock advances in steps of `step_s` of sim time (default one 50 Hz period, so each node's 50 Hz timers
 still fire once per step), published `speed / step_s` times per wall second. Sim time starts at
 `start_time_s` (a fixed epoch: runs are repeatable). This node itself runs on the wall clock.
+
+Sim time counts the steps published, one per timer call: on a machine that cannot keep up, sim time runs slower
+than `speed` (logged at WARN) instead of jumping. A jump after a stall of this process moved every node's clock
+at once by the stall x speed, and each control loop saw its reports that much late or early.
 """
 
 import time
@@ -21,6 +25,10 @@ PARAMETERS = (
 )
 
 
+SPEED_WINDOW_S = 5.0  # wall s over which the achieved speed is measured
+SLOW_FRACTION = 0.9  # below this fraction of `speed`, a WARN
+
+
 class SimClock(Node):
     def __init__(self):
         super().__init__("sim_clock")
@@ -31,13 +39,24 @@ class SimClock(Node):
         self.publisher = self.create_publisher(
             Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
         )
-        self.wall_start = time.monotonic()
+        self.steps = 0
+        self.window = (time.monotonic(), 0)  # (wall s, steps) where the achieved speed is measured from
         self.create_timer(self.p["step_s"] / self.p["speed"], self._publish)
         self.get_logger().info(f"/clock at {self.p['speed']:g}x wall time, {self.p['step_s'] * 1e3:g} ms steps")
 
     def _publish(self):
-        # From the wall clock, not by counting steps: a late timer does not slow sim time down.
-        sim = self.p["start_time_s"] + (time.monotonic() - self.wall_start) * self.p["speed"]
+        self.steps += 1
+        sim = self.p["start_time_s"] + self.steps * self.p["step_s"]
+        wall = time.monotonic()
+        if wall - self.window[0] >= SPEED_WINDOW_S:
+            achieved = (self.steps - self.window[1]) * self.p["step_s"] / (wall - self.window[0])
+            self.window = (wall, self.steps)
+            if achieved < SLOW_FRACTION * self.p["speed"]:
+                self.get_logger().warning(
+                    f"sim time runs at {achieved:.2f}x, not {self.p['speed']:g}x: the machine cannot keep up "
+                    "(the night takes longer in wall time)",
+                    throttle_duration_sec=10.0,
+                )
         msg = Clock()
         msg.clock.sec, nanoseconds = divmod(int(sim * 1e9), 10**9)
         msg.clock.nanosec = nanoseconds

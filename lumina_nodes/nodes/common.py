@@ -2,6 +2,7 @@
 ranges, the /diagnostics publisher, and the standard main() of a node process."""
 
 import gc
+import math
 import os
 import signal
 import sys
@@ -175,6 +176,53 @@ class DiagnosticsPublisher:
             status.name = f"{prefix}: {status.name}"
             msg.status.append(status)
         self._publisher.publish(msg)
+
+
+def publisher_gid(info):
+    """The DDS writer gid (bytes) in a subscription callback's message info, or None."""
+    gid = info.get("publisher_gid") if info else None
+    return bytes(gid["data"]) if gid else None
+
+
+class TopicOwner:
+    """Trust on first use for one topic: it belongs to the publisher (DDS writer gid) whose message was taken
+    first. Another publisher's messages are refused while the owner is there; the owner loses the topic once it
+    has left the graph (asked at most every 0.25 s) or sent nothing taken for ``takeover_s`` (a respawned
+    process is a new writer). ``now``: the caller's clock, s. docs/architecture.md has the rules built on it."""
+
+    GRAPH_CHECK_S = 0.25
+
+    def __init__(self, node, topic, takeover_s):
+        self.node, self.topic, self.takeover_s = node, topic, float(takeover_s)
+        self.gid = None  # the owner's writer gid
+        self.last_taken = None
+        self.checked = -math.inf  # when the graph was last asked whether the owner is still there
+
+    def foreign(self, gid, now) -> bool:
+        """Whether a message of ``gid`` is not the owner's and must be refused."""
+        if gid is None or self.gid is None or gid == self.gid:
+            return False
+        if self.last_taken is None or now - self.last_taken >= self.takeover_s:
+            return False
+        if now - self.checked >= min(self.GRAPH_CHECK_S, self.takeover_s):
+            self.checked = now
+            gids = {bytes(info.endpoint_gid) for info in self.node.get_publishers_info_by_topic(self.topic)}
+            if self.gid not in gids:
+                return False
+        return True
+
+    def taken(self, gid, now) -> bool:
+        """Record a message of ``gid`` taken at ``now``; True when that publisher took the topic over."""
+        self.last_taken = now
+        if gid is None or gid == self.gid:
+            return False
+        took_over = self.gid is not None
+        self.gid = gid
+        return took_over
+
+    def reset(self):
+        """No owner: the next message taken makes its publisher the owner."""
+        self.gid = self.last_taken = None
 
 
 def clock_seconds(node):

@@ -27,10 +27,12 @@ from lumina_nodes.nodes.common import (
     DiagnosticsPublisher,
     Param,
     StartupError,
+    TopicOwner,
     check_choices,
     clock_seconds,
     declare_parameters,
     diagnostic_status,
+    publisher_gid,
     run_node,
 )
 from lumina_nodes.srv import InjectDisruption
@@ -71,6 +73,25 @@ PARAMETERS = (
         True,
         "Serve inject_disruption (the disruption drills of backends that can play them); false in production, so "
         "no one on the network can disrupt the plaza (docs/security.md).",
+        read_only=True,
+    ),
+    Param(
+        "command_takeover_s",
+        1.0,
+        "The command topic belongs to the publisher whose batch was taken first (the synchronizer); another "
+        "publisher's batches are rejected (foreign_publisher) unless the owner has left the graph or sent nothing "
+        "for this long (a respawned synchronizer is a new publisher), wall s.",
+        0.05,
+        60.0,
+        read_only=True,
+    ),
+    Param(
+        "max_command_rate_hz",
+        100.0,
+        "Command batches per second taken from the owner (bursts of a tenth of a second of them pass); the excess "
+        "of a faster stream is rejected (rate_limited). The synchronizer sends one per tick, 50 Hz.",
+        1.0,
+        10_000.0,
         read_only=True,
     ),
     Param(
@@ -144,6 +165,13 @@ class JewelDriver(Node):
             event_callbacks=PublisherEventCallbacks(deadline=self._on_deadline_missed),
         )
         self.create_subscription(JewelCommandBatch, "jewels/command", self._on_command, BATCH_QOS)
+        # who may command this plaza, and how fast (issue 15 item 4: a flood of valid zero offsets from a second
+        # publisher pulled a plaza to r 0.18); guard times are wall times: they are about the network
+        self.command_owner = TopicOwner(
+            self, self.resolve_topic_name("jewels/command"), self.params["command_takeover_s"]
+        )
+        self.command_burst = max(2.0, 0.1 * self.params["max_command_rate_hz"])
+        self.command_tokens, self.command_tokens_at = self.command_burst, time.monotonic()
         if self.params["drills"]:
             self.create_service(InjectDisruption, "inject_disruption", self._on_inject)
         self.seq = 0
@@ -186,9 +214,32 @@ class JewelDriver(Node):
         self.seq = (self.seq + 1) & 0xFFFFFFFF
         self.stats.record(now, time.perf_counter() - wall_start)
 
-    def _on_command(self, msg):
+    def _command_refused(self, gid):
+        """Why a command batch of publisher ``gid`` is not taken (foreign_publisher, rate_limited), or None."""
+        now = time.monotonic()
+        if self.command_owner.foreign(gid, now):
+            return "foreign_publisher"
+        rate = self.params["max_command_rate_hz"]
+        self.command_tokens = min(self.command_burst, self.command_tokens + (now - self.command_tokens_at) * rate)
+        self.command_tokens_at = now
+        if self.command_owner.taken(gid, now):
+            self.get_logger().warning("a new publisher took the command topic over")
+        if self.command_tokens < 1.0:
+            return "rate_limited"
+        self.command_tokens -= 1.0
+        return None
+
+    def _on_command(self, msg, info):
         problem = None
-        if msg.driver_id != self.driver_id:
+        refused = self._command_refused(publisher_gid(info))
+        if refused:
+            self.command_rejects[refused] = self.command_rejects.get(refused, 0) + len(msg.ids)
+            problem = (
+                "batch from a second publisher on the command topic; its owner still commands"
+                if refused == "foreign_publisher"
+                else f"more than max_command_rate_hz ({self.params['max_command_rate_hz']:g}) batches per second"
+            )
+        elif msg.driver_id != self.driver_id:
             # an empty driver_id is no address at all: refused like another driver's (issue 15, item 12)
             problem = (
                 f"batch addressed to driver '{msg.driver_id}', this is '{self.driver_id}'"

@@ -48,10 +48,12 @@ from lumina_nodes.nodes.common import (
     DiagnosticsPublisher,
     Param,
     StartupError,
+    TopicOwner,
     clock_seconds,
     declare_parameters,
     diagnostic_status,
     params_from_settings,
+    publisher_gid,
     run_node,
     seconds,
 )
@@ -174,8 +176,7 @@ class Driver:
         self.command_seq = 0
         self.subscription = None
         self.listed = False  # named in the drivers parameter: its topic is always followed
-        self.publisher = None  # gid (bytes) of the publisher that owns the topic (its batches are taken)
-        self.owner_checked = -math.inf  # when the graph was last asked whether the owner is still there
+        self.owner = None  # TopicOwner of the state topic: whose batches are taken
         self.followed_at = None  # when it was (re)followed: the drop timer of a driver never accepted
         self.dropped = False  # silent past driver_timeout_s: no slots, no commands, until it reports again
         self.rejects = {}  # whole batches rejected, by reason
@@ -248,6 +249,7 @@ class Synchronizer(Node):
         namespace = state_topic[: -len("/jewels/state")] or "/"
         driver = Driver(next(self.driver_keys), namespace)
         driver.followed_at = None  # set by the first housekeeping on a running clock (not before /clock arrives)
+        driver.owner = TopicOwner(self, state_topic, self.values["publisher_takeover_s"])
         self.drivers[state_topic] = driver
         driver.subscription = self.create_subscription(
             JewelStateBatch, state_topic, lambda msg, info: self._on_state(driver, msg, info), BATCH_QOS
@@ -264,28 +266,12 @@ class Synchronizer(Node):
             f"state batch {msg.seq} on {driver.namespace} rejected ({reason}): {detail}", throttle_duration_sec=5.0
         )
 
-    def _foreign(self, driver, gid, now):
-        """Whether a batch from publisher ``gid`` is not the topic owner's and must be refused. The owner loses
-        the topic once it has left the graph or sent nothing accepted for publisher_takeover_s."""
-        if gid is None or driver.publisher is None or gid == driver.publisher:
-            return False
-        if driver.last_arrival is None or now - driver.last_arrival >= self.values["publisher_takeover_s"]:
-            return False
-        if now - driver.owner_checked >= min(0.25, self.values["publisher_takeover_s"]):  # graph asked rarely
-            driver.owner_checked = now
-            topic = driver.namespace.rstrip("/") + "/jewels/state"
-            gids = {bytes(info.endpoint_gid) for info in self.get_publishers_info_by_topic(topic)}
-            if driver.publisher not in gids:
-                return False
-        return True
-
     def _on_state(self, driver, msg, info=None):
         now = clock_seconds(self)
         if now <= 0.0:  # use_sim_time, and /clock not here yet: nothing to judge the samples against (counted)
             self.batches_before_clock += 1
             return
-        gid = info.get("publisher_gid") if info else None
-        gid = bytes(gid["data"]) if gid else None
+        gid = publisher_gid(info)
         if len(msg.ids) > self.values["max_batch_jewels"]:
             self._reject_batch(
                 driver,
@@ -294,7 +280,7 @@ class Synchronizer(Node):
                 f"{len(msg.ids)} elements, max_batch_jewels is {self.values['max_batch_jewels']}",
             )
             return
-        if self._foreign(driver, gid, now):
+        if driver.owner.foreign(gid, now):
             self._reject_batch(
                 driver, msg, "foreign_publisher", "a second publisher on the topic; its owner is still reporting"
             )
@@ -360,10 +346,8 @@ class Synchronizer(Node):
         except (ValueError, TypeError) as error:
             self._kernel_refused(driver, msg, ids.size, error)
             return
-        if gid is not None and gid != driver.publisher:
-            if driver.publisher is not None:
-                self.get_logger().warning(f"driver {driver.namespace}: a new publisher took the topic over")
-            driver.publisher = gid
+        if driver.owner.taken(gid, now):
+            self.get_logger().warning(f"driver {driver.namespace}: a new publisher took the topic over")
         driver.driver_id = msg.driver_id or driver.driver_id
         if driver.command_pub is None:
             driver.command_pub = self.create_publisher(
@@ -437,7 +421,8 @@ class Synchronizer(Node):
         self.kernel.drop_driver(driver.key)
         if driver.command_pub is not None:
             self.destroy_publisher(driver.command_pub)
-        driver.command_pub = driver.ids_field = driver.publisher = driver.last_arrival = None
+        driver.command_pub = driver.ids_field = driver.last_arrival = None
+        driver.owner.reset()
         driver.slots = np.zeros(0, np.intp)
         driver.fresh, driver.dropped = False, True
         self.drivers_dropped += 1

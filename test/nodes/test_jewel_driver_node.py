@@ -1,6 +1,7 @@
 """The jewel driver node in its own process: state batches, commands, rejects, the disruption drill."""
 
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -342,3 +343,69 @@ def test_a_live_use_sim_time_switch_is_refused_and_the_plaza_keeps_reporting(pro
     seen = len(states)
     ros_node.spin_for(1.0)
     assert len(states) - seen >= 30, "the plaza stopped reporting"
+
+
+# A second commander in its own process: valid zero offsets for every jewel of the plaza, as fast as it can
+FLOODER = """
+import sys, time
+import numpy as np
+import rclpy
+from lumina_nodes.fastpath import to_field
+from lumina_nodes.msg import JewelCommandBatch
+from lumina_nodes.nodes.common import BATCH_QOS
+topic, driver_id = sys.argv[1], sys.argv[4]
+first, count, period = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[5])
+rclpy.init()
+node = rclpy.create_node("flooder")
+pub = node.create_publisher(JewelCommandBatch, topic, BATCH_QOS)
+ids = to_field(np.arange(first, first + count, dtype=np.uint32), np.uint32)
+zeros = to_field(np.zeros(count), np.float64)
+print("flooding", flush=True)
+while True:
+    pub.publish(JewelCommandBatch(driver_id=driver_id, ids=ids, frequency_offset=zeros))
+    time.sleep(period)
+"""
+
+
+def start_flooder(processes, period_s=0.001):
+    args = (f"{NS}/jewels/command", str(FIRST_ID), str(COUNT), "plaza_t", str(period_s))
+    flooder = processes.start([sys.executable, "-c", FLOODER, *args], name="flooder")
+    flooder.wait_for_output("flooding", timeout=20)
+    return flooder
+
+
+def test_a_second_commander_is_refused_while_the_synchronizer_commands(driver, ros_node, processes):
+    """Issue 15 item 4: a flood of valid zero offsets from a second publisher pulled a plaza to r 0.18."""
+    process, states, diagnostics, command_pub = driver
+    ids = np.arange(FIRST_ID, FIRST_ID + COUNT, dtype=np.uint32)
+    owner = ros_node.node.create_timer(0.02, lambda: command_pub.publish(command(ids, np.full(COUNT, 0.2))))
+    ros_node.spin_for(0.5)  # the owner's batches taken first: the command topic is the owner's
+    start_flooder(processes)
+    ros_node.spin_for(2.0)
+    offsets = from_field(states[-1].frequency_offset, np.float64)
+    # every jewel at the owner's 0.2 Hz (slewed there at 0.5 Hz/s); the flood's zeros never applied
+    assert np.all(np.abs(offsets - 0.2) < 1e-6), offsets
+    values = latest_values(diagnostics, "jewel_driver: driver")
+    assert int(values.get("command_rejected_foreign_publisher", "0")) > 100 * COUNT, values
+    # the owner stops (its writer stays in the graph): after command_takeover_s the other publisher has the topic
+    owner.cancel()
+    process.wait_for_output(r"\[WARN\].*a new publisher took the command topic over", timeout=10)
+    ros_node.spin_until(
+        lambda: np.all(from_field(states[-1].frequency_offset, np.float64) == 0.0), 5, "the new owner's zeros"
+    )
+
+
+def test_commands_beyond_max_command_rate_hz_are_refused_and_counted(driver, ros_node, processes):
+    _, states, diagnostics, _ = driver
+    start_flooder(processes)  # the first commander, so the owner, at up to 1 kHz
+    ros_node.spin_for(1.0)
+    before = latest_values(diagnostics, "jewel_driver: driver")
+    ros_node.spin_for(3.0)
+    after = latest_values(diagnostics, "jewel_driver: driver")
+    taken = int(after["command_batches_accepted"]) - int(before["command_batches_accepted"])
+    refused = int(after.get("command_rejected_rate_limited", "0")) - int(
+        before.get("command_rejected_rate_limited", "0")
+    )
+    # diagnostics come once a second: about 3 s of batches at the 100 Hz default, the rest refused
+    assert 150 <= taken <= 450, (taken, refused)
+    assert refused > 0 and refused % COUNT == 0, (taken, refused)

@@ -20,7 +20,7 @@ from rclpy.qos import QoSProfile
 
 from lumina_nodes.backends.jewel import BACKENDS, Drill, DrillTarget, make_jewel_backend
 from lumina_nodes.constants import DiagnosticLevel
-from lumina_nodes.fastpath import from_field, to_field
+from lumina_nodes.fastpath import encode_state_batch, from_field
 from lumina_nodes.msg import JewelCommandBatch, JewelStateBatch
 from lumina_nodes.nodes.common import (
     BATCH_QOS,
@@ -196,20 +196,27 @@ class JewelDriver(Node):
         if now <= 0.0:  # use_sim_time and no /clock yet
             return
         snapshot = self.backend.poll(now)
-        msg = JewelStateBatch(driver_id=self.driver_id, seq=self.seq)
         # The stamp is the time the backend was polled at: a snapshot's sample ages are relative to it
         # (JewelSnapshot.stamp), so header.stamp - sample_age is the sample's own time. A second clock read after
         # polling made every sample look younger by the poll time (0.78 ms median at 10,000 sim jewels here,
         # 2.65 ms in issue 13 item 6: 0.005..0.017 rad of phase bias at 1 Hz). It was tried once and taken back
         # when a festival CI run lost plazas; no link to the stamp was shown (test/festival passes with it).
-        msg.header.stamp = clock.to_msg()
-        msg.ids = to_field(snapshot.ids, np.uint32)
-        msg.phase = to_field(snapshot.phase, np.float64)
-        msg.frequency = to_field(snapshot.frequency, np.float64)
-        msg.frequency_offset = to_field(snapshot.frequency_offset, np.float64)
-        msg.sample_age = to_field(snapshot.sample_age, np.float64)
-        msg.intensity = to_field(snapshot.intensity, np.float32)
-        msg.status = to_field(snapshot.status, np.uint8)
+        # The batch goes out already serialized (fastpath.encode_state_batch: each array copied once into the CDR
+        # bytes; building the message and serializing it copied each three times: 0.48 ms against 0.03 ms at
+        # 12,500 jewels).
+        stamp = clock.to_msg()
+        msg = encode_state_batch(
+            stamp,
+            self.driver_id,
+            self.seq,
+            snapshot.ids,
+            snapshot.phase,
+            snapshot.frequency,
+            snapshot.frequency_offset,
+            snapshot.sample_age,
+            snapshot.intensity,
+            snapshot.status,
+        )
         self.state_pub.publish(msg)
         self.seq = (self.seq + 1) & 0xFFFFFFFF
         self.stats.record(now, time.perf_counter() - wall_start)

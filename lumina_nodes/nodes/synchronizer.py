@@ -30,7 +30,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 
 from lumina_nodes.constants import ClusterResolution, DiagnosticLevel, SyncMode
-from lumina_nodes.fastpath import from_field, to_field
+from lumina_nodes.fastpath import encode_command_batch, from_field
 from lumina_nodes.kernels.phase_lock import PhaseLockKernel, SyncConfig
 from lumina_nodes.msg import (
     BioDreamSample,
@@ -443,6 +443,7 @@ class Synchronizer(Node):
             return
         result = self.kernel.step(now)
         stamp_msg = self.get_clock().now().to_msg()
+        stamp = (stamp_msg.sec, stamp_msg.nanosec)
         # The driver whose batch is newest (usually the one that completed this tick) is answered first:
         # latency is measured from the newest state stamp to the publish of its commands.
         fresh = sorted(
@@ -452,10 +453,16 @@ class Synchronizer(Node):
         )
         latency = float("nan")
         for driver in fresh:
-            command = JewelCommandBatch(driver_id=driver.driver_id, seq=driver.command_seq, ids=driver.ids_field)
-            command.header.stamp = stamp_msg
-            command.source_stamp.sec, command.source_stamp.nanosec = divmod(int(driver.last_stamp * 1e9), 10**9)
-            command.frequency_offset = to_field(self.kernel.commands_for(driver.key, driver.slots), np.float64)
+            # published already serialized (fastpath.encode_command_batch): the ids and offsets are copied once,
+            # into the CDR bytes, not into a message and again by its serialization
+            command = encode_command_batch(
+                stamp,
+                driver.driver_id,
+                driver.command_seq,
+                divmod(int(driver.last_stamp * 1e9), 10**9),
+                from_field(driver.ids_field, np.uint32),
+                self.kernel.commands_for(driver.key, driver.slots),
+            )
             driver.command_pub.publish(command)
             driver.command_seq = (driver.command_seq + 1) & 0xFFFFFFFF
             driver.fresh = False

@@ -8,9 +8,11 @@ many jewels makes it move, so a second clock read after polling would show in th
 from types import SimpleNamespace
 
 import numpy as np
+from rclpy.serialization import deserialize_message
 
 from lumina_nodes.backends.jewel import make_jewel_backend
 from lumina_nodes.fastpath import from_field
+from lumina_nodes.msg import JewelStateBatch
 from lumina_nodes.nodes.common import seconds
 from lumina_nodes.nodes.jewel_driver import JewelDriver
 from lumina_nodes.timing import LoopStats
@@ -47,6 +49,7 @@ def test_state_batch_stamp_is_the_poll_time_of_its_sample_ages():
         JewelDriver._publish_state(node)
         clock.ns += int(0.02e9)
     assert len(published) == 5
+    published = [deserialize_message(data, JewelStateBatch) for data in published]  # it publishes the CDR bytes
     for now, msg in zip(polled, published, strict=True):
         stamp = seconds(msg.header.stamp)
         assert abs(stamp - now) < 1e-6, (stamp, now)  # not a later clock read

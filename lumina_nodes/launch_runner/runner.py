@@ -438,14 +438,7 @@ class Supervisor:
                     f"'{_fmt_seconds(spec.sigterm_timeout + spec.sigkill_timeout)}' "
                     "seconds after receiving 'SIGTERM', escalating to 'SIGKILL'",
                 )
-                if leader:
-                    e.proc.signals_sent.add("SIGKILL")
-                else:
-                    self.failed.append(f"{spec.name}: leftover processes in its group had to be killed with SIGKILL")
-                self.out.log("INFO", spec.name, f"sending signal 'SIGKILL' to process[{spec.name}]")
-                _killpg(e.pgid, signal.SIGKILL)
-                e.stage = 2
-                e.killed_at = now
+                self._sigkill(e, leader, now)
             if e.stage == 2 and not leader and now - e.killed_at > 2.0:
                 e.done = True  # only unkillable/zombie members remain; do not hang
             elif e.stage == 2 and leader and now - e.killed_at > 5.0:
@@ -467,15 +460,19 @@ class Supervisor:
             if not leader and not _group_alive(e.pgid):
                 e.done = True
                 continue
-            spec = e.proc.spec
-            if leader:
-                e.proc.signals_sent.add("SIGKILL")
-            else:
-                self.failed.append(f"{spec.name}: leftover processes in its group had to be killed with SIGKILL")
-            self.out.log("INFO", spec.name, f"sending signal 'SIGKILL' to process[{spec.name}]")
-            _killpg(e.pgid, signal.SIGKILL)
-            e.stage = 2
-            e.killed_at = now
+            self._sigkill(e, leader, now)
+
+    def _sigkill(self, e, leader, now):
+        """SIGKILL to an escalation's process group (leftovers of a group whose leader is gone fail the launch)."""
+        spec = e.proc.spec
+        if leader:
+            e.proc.signals_sent.add("SIGKILL")
+        else:
+            self.failed.append(f"{spec.name}: leftover processes in its group had to be killed with SIGKILL")
+        self.out.log("INFO", spec.name, f"sending signal 'SIGKILL' to process[{spec.name}]")
+        _killpg(e.pgid, signal.SIGKILL)
+        e.stage = 2
+        e.killed_at = now
 
     def _track_descendants(self):
         for p in self.procs:

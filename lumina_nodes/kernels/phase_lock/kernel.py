@@ -1068,13 +1068,19 @@ class PhaseLockKernel:
                 dS[d0] += cS
                 dL[d0] += cL
                 dA[d0] += na
-            else:
-                segA = np.add.reduceat(act, starts, dtype=np.float64)
-                segS = np.diff(np.append(starts, m)) - segA
-                np.add.at(dC, drv, np.add.reduceat(c32, starts, dtype=np.float64) - segS)
-                np.add.at(dS, drv, np.add.reduceat(s32, starts, dtype=np.float64))
-                np.add.at(dL, drv, np.add.reduceat(bm, starts, dtype=np.float64) - segS)
-                np.add.at(dA, drv, segA)
+            else:  # one segment per driver in the block (a loop over drivers, not jewels), summed like the block
+                # (float32 BLAS, or float64 with exact_sums): 4 reduceat + 4 add.at cost 150 us per 65,536-slot
+                # block of 5 plazas, these about 40 us
+                sl = starts.tolist()
+                for s0, s1, d in zip(sl, sl[1:] + [m], drv.tolist(), strict=True):
+                    seg = cs[:, s0:s1]
+                    dsum = np.add.reduce(seg, axis=1, dtype=np.float64) if exact else np.dot(seg, ones[: s1 - s0])
+                    a_d = int(np.count_nonzero(act[s0:s1])) if nsil else s1 - s0
+                    sil_d = s1 - s0 - a_d
+                    dC[d] += float(dsum[0]) - sil_d
+                    dS[d] += float(dsum[1])
+                    dL[d] += int(np.count_nonzero(bm[s0:s1])) - sil_d
+                    dA[d] += a_d
             if multi:
                 cnt = np.bincount(lab, minlength=k)[:k]
                 ka = np.bincount(lab, weights=act, minlength=k)[:k] if nsil else cnt

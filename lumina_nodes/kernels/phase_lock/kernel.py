@@ -17,7 +17,8 @@ place, see :meth:`PhaseLockKernel.step`).
 Controller (``mode='controller'``), per active jewel (e in cycles, frequencies in Hz, s = coupling scale)::
 
     every tick:
-      w_i     = (f_rep_i + raw_i + cmd_i) / 2                          rate: reported and commanded, midway
+      w_i     = f_rep_i + k_i (raw_i + cmd_i - f_rep_i)                rate: reported, leaning to commanded
+      k_i     = min(1, (now - t_i) / MODEL_AGE_S) / 2                  ... as the report ages (0.1 s: midway)
       y_i     = theta_i + w_i * (now - t_i)                            the last report predicted to now
       th_i   += w_i * t_e;  v = wrap(y_i - th_i)                       phase estimate: predict, innovation
       th_i   += v if |v| > estimate_gate_cycles else estimate_gain * v
@@ -35,11 +36,13 @@ Controller (``mode='controller'``), per active jewel (e in cycles, frequencies i
 its cluster's channel frequency, or a steered reference (:meth:`PhaseLockKernel.set_reference`);
 ``psi_ref_i`` advances at ``Omega_i``. The predictions lean on the plant: a jewel runs at its natural frequency
 (``raw_i``: reported frequency minus reported offset) plus the offset it was sent, so reports and estimates
-are carried forward at the rate midway between the reported frequency and the commanded one (``w_i``; the
-exact mean of a ramp from the reported offset to the current command). Reports late by most of a second (sim
+are carried forward at a rate that leans from the reported frequency to midway between it and the commanded one
+as the report ages (``w_i``; midway is the exact mean of a ramp from the reported offset to the current command;
+a fresh report is carried at its own frequency, so a jewel that does not follow its commands, a replayed night,
+is estimated without bias at the nominal delays). Reports late by most of a second (sim
 time at 4x on a loaded machine) then still lock, where carrying them at their reported frequency lost the lock
-(bench/sync_delay.py); a jewel that ignores its commands is estimated half a command's worth ahead of where it
-is, and its reports pull the estimate back. The feed-forward removes each
+(bench/sync_delay.py); a jewel that ignores its commands and reports late is estimated up to half a command's
+worth off, and its reports pull the estimate back. The feed-forward removes each
 jewel's detuning, the integral any residual bias, so the loop is type 2 (zero steady phase error for a
 constant detuning). The approach is the minimum-time (bang-bang) law of the comfort limits: full offset towards
 the target, braking on the slew limit's curve, linear (gain kp) near the target; a jewel whose detuning and
@@ -91,6 +94,9 @@ try:  # the clip ufunc itself (np.clip adds ~3 us of Python wrapping per call)
 except ImportError:  # numpy < 2 (the system numpy of a ROS workspace)
     _clip = np.clip
 _NEVER = -1e30  # sample time of a never-sampled slot (finite in float32 too: age * f stays finite, no NaN)
+#: a report this old (s) is carried at the rate midway between its reported and the commanded frequency; a younger
+#: one leans to its reported frequency in proportion
+MODEL_AGE_S = 0.1
 _CODE = {name: i + 1 for i, name in enumerate(REJECT_REASONS)}
 
 
@@ -993,20 +999,26 @@ class PhaseLockKernel:
                     act.fill(True)
                     blk_all[j] = True
                 na, nsil = m, 0
-                np.add(fr, raw, out=y)  # the jewel's rate: midway between reported and commanded, Hz
-                y += cmd
-                y *= 0.5
-                np.multiply(y, now - tb, out=x)
+                age = now - tb
+                # the jewel's rate, Hz: the reported one, leaning to midway to the commanded one as the report ages
+                np.add(raw, cmd, out=y)
+                y -= fr
+                y *= 0.5 * min(max(age, 0.0) / MODEL_AGE_S, 1.0)
+                y += fr
+                np.multiply(y, age, out=x)
             else:
                 blk_all[j] = False
                 np.greater_equal(ts, sil_cut, out=act)
                 na = int(np.count_nonzero(act))
                 nsil = m - na
                 if na:
-                    np.add(fr, raw, out=y)  # the jewel's rate: midway between reported and commanded, Hz
-                    y += cmd
-                    y *= 0.5
-                    np.subtract(now, ts, out=x, casting="same_kind")
+                    np.subtract(now, ts, out=x, casting="same_kind")  # report ages
+                    np.multiply(x, 0.5 / MODEL_AGE_S, out=t)
+                    _clip(t, 0.0, 0.5, out=t)
+                    np.add(raw, cmd, out=y)  # the jewel's rate, as above
+                    y -= fr
+                    y *= t
+                    y += fr
                     x *= y
             if na == 0:
                 ec.fill(0.0)

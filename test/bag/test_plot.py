@@ -270,7 +270,7 @@ def test_a_bag_without_some_topics_skips_their_figures_with_a_note(night, tmp_pa
     assert lines[3].startswith("skipped hypnograms.png") and "/biodream/samples" in lines[3], lines
     assert lines[4].startswith("skipped trees.png") and "/trees/*/lighting" in lines[4], lines
     assert len(lines) == 5 and sorted(p.name for p in out.iterdir()) == ["clusters.png", "order.png", "plazas.png"]
-    assert pixels_near(png(out / "order.png"), "#1f3b73") > 1000  # no phases known: still the r line
+    assert pixels_near(png(out / "order.png"), "#1f3b73") > 300  # no phases known: still the r line (bound as above)
 
 
 @pytest.mark.parametrize(

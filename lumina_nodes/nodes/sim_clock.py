@@ -1,16 +1,18 @@
 """Sim clock: publishes /clock running `speed` times faster than the wall clock, so a city launched with
 use_sim_time:=true lives a night in a fraction of it.
 
-The clock advances in steps of `step_s` of sim time (default one 50 Hz period, so each node's 50 Hz timers
+The clock advances in steps of about `step_s` of sim time (default one 50 Hz period, so each node's 50 Hz timers
 still fire once per step), published `speed / step_s` times per wall second. Sim time starts at
 `start_time_s` (a fixed epoch: runs are repeatable). This node itself runs on the wall clock.
 
-Sim time counts the steps published, one per timer call: on a machine that cannot keep up, sim time runs slower
-than `speed` (logged at WARN) instead of jumping, as a simulator's real-time factor falls under load. A jump
-after a stall of this process moved every node's clock at once by the stall x speed, and each control loop saw
-its reports that much late or early; letting a late timer catch up (up to 5 steps a message, tried) kept the
-speed on a loaded machine but left every process's stalls 4x as long in sim time, and the medium city's
-plazas fell silent in 3 of 6 runs of test/system/test_clean_run.py (bare steps: 1 of 5, on the same busy machine).
+Sim time follows the wall clock x `speed`, but one message moves it at most `MAX_STEPS_PER_MESSAGE` steps (40 ms
+of sim time by default): a timer late by up to a period catches up, a longer stall is given up, so on a machine
+that cannot keep up sim time runs slower than `speed` (logged at WARN), as a simulator's real-time factor falls
+under load, instead of jumping. A jump after a stall of this process moved every node's clock at once by the
+stall x speed, and each control loop saw its reports that much late or early. Counting bare steps (one per
+timer call) ran the default city at 2.3-2.6x on this 2-core machine even with nothing else running: a 200 Hz
+timer among 12 processes is often a little late. 5 steps a message kept 4x under heavy load but left every
+stall 4x as long in sim time (the medium city's plazas fell silent in 3 of 6 clean-run tests on a busy machine).
 """
 
 import time
@@ -28,6 +30,7 @@ PARAMETERS = (
 )
 
 
+MAX_STEPS_PER_MESSAGE = 2  # the most sim time one /clock message moves on (in steps of step_s)
 SPEED_WINDOW_S = 5.0  # wall s over which the achieved speed is measured
 SLOW_FRACTION = 0.9  # below this fraction of `speed`, a WARN
 
@@ -42,18 +45,24 @@ class SimClock(Node):
         self.publisher = self.create_publisher(
             Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
         )
-        self.steps = 0
-        self.window = (time.monotonic(), 0)  # (wall s, steps) where the achieved speed is measured from
+        self.sim = self.p["start_time_s"]
+        self.wall_start = time.monotonic()  # sim time = start_time_s + (wall - wall_start) x speed, if it keeps up
+        self.window = (self.wall_start, self.sim)  # (wall s, sim s) where the achieved speed is measured from
         self.create_timer(self.p["step_s"] / self.p["speed"], self._publish)
         self.get_logger().info(f"/clock at {self.p['speed']:g}x wall time, {self.p['step_s'] * 1e3:g} ms steps")
 
     def _publish(self):
-        self.steps += 1
-        sim = self.p["start_time_s"] + self.steps * self.p["step_s"]
         wall = time.monotonic()
+        target = self.p["start_time_s"] + (wall - self.wall_start) * self.p["speed"]
+        largest = MAX_STEPS_PER_MESSAGE * self.p["step_s"]
+        if target - self.sim > largest:  # behind by more than one message may move: the rest is given up
+            self.wall_start += (target - self.sim - largest) / self.p["speed"]
+            target = self.sim + largest
+        self.sim = max(self.sim, target)
+        sim = self.sim
         if wall - self.window[0] >= SPEED_WINDOW_S:
-            achieved = (self.steps - self.window[1]) * self.p["step_s"] / (wall - self.window[0])
-            self.window = (wall, self.steps)
+            achieved = (sim - self.window[1]) / (wall - self.window[0])
+            self.window = (wall, sim)
             if achieved < SLOW_FRACTION * self.p["speed"]:
                 self.get_logger().warning(
                     f"sim time runs at {achieved:.2f}x, not {self.p['speed']:g}x: the machine cannot keep up "

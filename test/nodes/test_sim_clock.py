@@ -25,7 +25,8 @@ def test_a_stalled_sim_clock_slows_sim_time_and_says_so_instead_of_jumping(proce
     ros_node.spin_for(6.0)
     sim = [t for t, _ in ticks]
     steps = [b - a for a, b in zip(sim, sim[1:], strict=False)]
-    # every message one 20 ms step on (a late one is dropped: best effort, depth 1), never the stall's 4 s
+    # each message at most 2 steps of 20 ms on (a timer late by up to a period catches up), never the stall's 4 s;
+    # this best-effort reader may miss a message now and then
     assert max(steps) < 0.5, max(steps)
     assert min(steps) > 0.0
     # the 1 s stall cost 4 s of sim time over the run: sim time is behind 4x wall time, and the clock says why

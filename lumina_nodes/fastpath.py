@@ -123,6 +123,18 @@ def _stamp_parts(stamp):
     return stamp.sec, stamp.nanosec
 
 
+def _batch_head(stamp, frame_id, driver_id, seq):
+    """A CDR writer holding the fields both batches begin with: header (stamp, frame_id), driver_id, seq."""
+    sec, nanosec = _stamp_parts(stamp)
+    c = _Cdr()
+    c.i32(sec)
+    c.u32(nanosec)
+    c.string(frame_id)
+    c.string(driver_id)
+    c.u32(seq)
+    return c
+
+
 def encode_state_batch(
     stamp, driver_id, seq, ids, phase, frequency, frequency_offset, sample_age, intensity, status, frame_id=""
 ) -> bytes:
@@ -131,13 +143,7 @@ def encode_state_batch(
     ``stamp``: the header stamp, a ``builtin_interfaces/Time`` or ``(sec, nanosec)``; the arrays are converted to
     the fields' types (uint32 ids, float64 phase/frequency/frequency_offset/sample_age, float32 intensity, uint8
     status) as they are copied in."""
-    sec, nanosec = _stamp_parts(stamp)
-    c = _Cdr()
-    c.i32(sec)
-    c.u32(nanosec)
-    c.string(frame_id)
-    c.string(driver_id)
-    c.u32(seq)
+    c = _batch_head(stamp, frame_id, driver_id, seq)
     c.array(ids, np.uint32)
     c.array(phase, np.float64)
     c.array(frequency, np.float64)
@@ -153,14 +159,8 @@ def encode_command_batch(
 ) -> bytes:
     """Serialized ``lumina_nodes/msg/JewelCommandBatch`` (CDR bytes); ``stamp`` and ``source_stamp`` as in
     :func:`encode_state_batch`; uint32 ids, float64 frequency_offset, float32 intensity (empty: leave it)."""
-    sec, nanosec = _stamp_parts(stamp)
     src_sec, src_nanosec = _stamp_parts(source_stamp)
-    c = _Cdr()
-    c.i32(sec)
-    c.u32(nanosec)
-    c.string(frame_id)
-    c.string(driver_id)
-    c.u32(seq)
+    c = _batch_head(stamp, frame_id, driver_id, seq)
     c.i32(src_sec)
     c.u32(src_nanosec)
     c.array(ids, np.uint32)

@@ -124,9 +124,10 @@ def test_plot_draws_every_figure_of_a_recorded_night(plotted):
     assert pixels_near(png(out / "order.png"), "#8c3f8c") > 500, "no collective frequency line in order.png"
     plazas = png(out / "plazas.png")
     # the four plazas' lines (tab10); while every plaza is locked at r ~ 1 the later lines cover the earlier ones,
-    # so the first may show only a few hundred pixels (260 in one CI run)
-    for colour in ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"):
-        assert pixels_near(plazas, colour) > 100, f"no {colour} plaza line in plazas.png"
+    # so the first may show few pixels or none (260 in one CI run, under 100 in another): the last one drawn is
+    # whole, the four together are there (test_the_figures_draw_the_extracted_series checks each line's data)
+    inks = {colour: pixels_near(plazas, colour) for colour in ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")}
+    assert inks["#d62728"] > 100 and sum(inks.values()) > 400, inks
     assert pixels_near(png(out / "hypnograms.png"), "#e8a33d", 20 / 255) > 50, "no staged (W) epochs drawn"
 
 

@@ -111,7 +111,10 @@ def test_recorded_streams_equal_what_was_published_and_play_back_in_order(proces
         assert [data for _, data in received[name]] == [raw for _, _, raw in got[name]], name
     recorded = np.array([t for t, _, _ in got[TOPICS[0]]], dtype=np.int64)
     arrived = np.array([t for t, _ in received[TOPICS[0]]], dtype=np.int64)
-    error_ms = np.abs((arrived - arrived[0]) - (recorded - recorded[0])) / 1e6
+    # timing error against the replay's own constant latency (its median), not against the first message alone: a
+    # first message delivered a few ms off shifted every error by that much (median 7.5 ms in one CI run)
+    lag = (arrived - arrived[0]) - (recorded - recorded[0])
+    error_ms = np.abs(lag - np.median(lag)) / 1e6
     assert np.median(error_ms) < 2.0 and np.percentile(error_ms, 99) < 20.0, (np.median(error_ms), error_ms.max())
 
 

@@ -9,10 +9,15 @@ Example::
 
     msg.phase = to_field(phase, np.float64)        # numpy -> message, one memcpy
     phase = from_field(msg.phase, np.float64)      # message -> numpy view, no copy
+
+The batch messages, the big ones, skip the message object both ways: ``encode_state_batch`` /
+``encode_command_batch`` build the serialized bytes a publisher takes, ``decode_state_batch`` /
+``decode_command_batch`` read the bytes of a ``raw=True`` subscription into numpy views.
 """
 
 import array
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -107,8 +112,8 @@ class _Cdr:
         if data.ndim != 1:
             raise ValueError(f"message array fields are one-dimensional, got shape {data.shape}")
         self.u32(data.shape[0])
-        self._align(min(data.itemsize, 8))  # also for no element (as Fast CDR does)
-        if data.shape[0]:
+        if data.shape[0]:  # Fast CDR aligns the elements, not an empty sequence's nothing
+            self._align(min(data.itemsize, 8))
             self.pieces.append(memoryview(data).cast("B"))
             self.size += data.nbytes
 
@@ -167,3 +172,129 @@ def encode_command_batch(
     c.array(frequency_offset, np.float64)
     c.array(np.asarray(intensity, dtype=np.float32), np.float32)
     return c.finish()
+
+
+class _CdrReader:
+    """Reads one message's bytes in field order, as :class:`_Cdr` writes them; arrays come out as numpy views of
+    the bytes (of an aligned copy of them where the payload is not 8-aligned). Anything that does not fit (a
+    truncated message, a count beyond the end, a string without its NUL or not UTF-8, another encapsulation)
+    raises ValueError saying where. Bytes after the last field are not looked at: rmw_fastrtps's serialized
+    messages end with some (its size estimate pads empty sequences, which the serializer does not)."""
+
+    __slots__ = ("data", "pos", "end")
+
+    def __init__(self, data):
+        if bytes(data[:4]) != _ENCAPSULATION_LE:
+            raise ValueError(f"not little-endian plain CDR (encapsulation {bytes(data[:4]).hex() or 'missing'})")
+        buffer = np.frombuffer(data, np.uint8)
+        if (buffer.ctypes.data + 4) % 8:
+            # the payload is not 8-aligned in memory (a bytes object's is 4 off): one copy that is, since numpy's
+            # loops over unaligned float64 views cost more than the copy
+            block = np.empty(buffer.size + 8, np.uint8)
+            shift = -(block.ctypes.data + 4) % 8
+            block[shift : shift + buffer.size] = buffer
+            buffer = block[shift : shift + buffer.size]
+        self.data = buffer
+        self.pos, self.end = 0, buffer.size - 4  # payload offsets (after the encapsulation header)
+
+    def _take(self, size, align, what):
+        self.pos += -self.pos % align
+        at = self.pos
+        if at + size > self.end:
+            raise ValueError(f"{what} at byte {at} runs past the end of the {self.end}-byte payload")
+        self.pos = at + size
+        return at + 4
+
+    def u32(self, what="uint32"):
+        return struct.unpack_from("<I", self.data, self._take(4, 4, what))[0]
+
+    def i32(self, what="int32"):
+        return struct.unpack_from("<i", self.data, self._take(4, 4, what))[0]
+
+    def string(self, what):
+        size = self.u32(f"{what} length")
+        at = self._take(size, 1, what)
+        raw = bytes(self.data[at : at + size])
+        if not raw or raw[-1] != 0:
+            raise ValueError(f"{what} is not NUL-terminated")
+        try:
+            return raw[:-1].decode()
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{what} is not UTF-8: {error}") from None
+
+    def array(self, dtype, what):
+        dtype = np.dtype(dtype).newbyteorder("<")
+        count = self.u32(f"{what} count")
+        if not count:
+            return np.zeros(0, dtype)
+        at = self._take(count * dtype.itemsize, min(dtype.itemsize, 8), what)
+        return np.frombuffer(self.data, dtype, count, at)
+
+
+@dataclass(frozen=True)
+class StateBatchView:
+    """A decoded ``JewelStateBatch``: the header stamp as (sec, nanosec), the arrays as read-only numpy views of
+    the message bytes (shape (n,) each, or another length in a malformed batch: the caller checks)."""
+
+    stamp: tuple
+    frame_id: str
+    driver_id: str
+    seq: int
+    ids: np.ndarray  # uint32
+    phase: np.ndarray  # float64, rad
+    frequency: np.ndarray  # float64, Hz
+    frequency_offset: np.ndarray  # float64, Hz
+    sample_age: np.ndarray  # float64, s
+    intensity: np.ndarray  # float32
+    status: np.ndarray  # uint8
+
+
+@dataclass(frozen=True)
+class CommandBatchView:
+    """A decoded ``JewelCommandBatch`` (stamps as (sec, nanosec), arrays as numpy views of the bytes)."""
+
+    stamp: tuple
+    frame_id: str
+    driver_id: str
+    seq: int
+    source_stamp: tuple
+    ids: np.ndarray  # uint32
+    frequency_offset: np.ndarray  # float64, Hz
+    intensity: np.ndarray  # float32
+
+
+def _read_head(r):
+    stamp = (r.i32("header.stamp.sec"), r.u32("header.stamp.nanosec"))
+    return stamp, r.string("header.frame_id"), r.string("driver_id"), r.u32("seq")
+
+
+def decode_state_batch(data) -> StateBatchView:
+    """The fields of a serialized ``lumina_nodes/msg/JewelStateBatch`` (the bytes of a ``raw=True``
+    subscription), arrays as numpy views (one copy of the bytes at most, see :class:`_CdrReader`): the generated
+    type support's deserialization copies each array twice. Raises ValueError on bytes that are not one."""
+    r = _CdrReader(data)
+    stamp, frame_id, driver_id, seq = _read_head(r)
+    arrays = [r.array(dtype, name) for name, dtype in _STATE_ARRAYS]
+    return StateBatchView(stamp, frame_id, driver_id, seq, *arrays)
+
+
+def decode_command_batch(data) -> CommandBatchView:
+    """The fields of a serialized ``lumina_nodes/msg/JewelCommandBatch``, as :func:`decode_state_batch`."""
+    r = _CdrReader(data)
+    stamp, frame_id, driver_id, seq = _read_head(r)
+    source = (r.i32("source_stamp.sec"), r.u32("source_stamp.nanosec"))
+    ids = r.array(np.uint32, "ids")
+    offset = r.array(np.float64, "frequency_offset")
+    intensity = r.array(np.float32, "intensity")
+    return CommandBatchView(stamp, frame_id, driver_id, seq, source, ids, offset, intensity)
+
+
+_STATE_ARRAYS = (
+    ("ids", np.uint32),
+    ("phase", np.float64),
+    ("frequency", np.float64),
+    ("frequency_offset", np.float64),
+    ("sample_age", np.float64),
+    ("intensity", np.float32),
+    ("status", np.uint8),
+)

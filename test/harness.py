@@ -34,12 +34,12 @@ LAUNCH_FIXTURES = TEST_ROOT / "launch_fixtures"
 class DomainLease:
     """Holds an exclusive lock on one DDS domain id for the lifetime of a test, across concurrent test runs."""
 
-    def __init__(self):
+    def __init__(self, domains=TEST_DOMAIN_RANGE):
         lock_dir = Path(tempfile.gettempdir()) / "lumina-test-domains"
         lock_dir.mkdir(exist_ok=True)
-        start = os.getpid() % len(TEST_DOMAIN_RANGE)
-        for k in range(len(TEST_DOMAIN_RANGE)):
-            domain = TEST_DOMAIN_RANGE[(start + k) % len(TEST_DOMAIN_RANGE)]
+        start = os.getpid() % len(domains)
+        for k in range(len(domains)):
+            domain = domains[(start + k) % len(domains)]
             handle = open(lock_dir / f"{domain}.lock", "w")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

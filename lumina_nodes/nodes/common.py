@@ -2,6 +2,7 @@
 ranges, the /diagnostics publisher, and the standard main() of a node process."""
 
 import gc
+import inspect
 import math
 import os
 import signal
@@ -176,6 +177,22 @@ class DiagnosticsPublisher:
             status.name = f"{prefix}: {status.name}"
             msg.status.append(status)
         self._publisher.publish(msg)
+
+
+class WithMessageInfo:
+    """A subscription callback ``callback(message, info)`` that works under both of rclpy's executors: the
+    SingleThreadedExecutor calls a two-argument callback with two arguments, the EventsExecutor (rclpy 9.1) with
+    one ``(message, info)`` tuple. The signature rclpy inspects is the two-argument one, so it passes the info."""
+
+    __signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_ONLY) for name in ("message", "info")]
+    )
+
+    def __init__(self, callback):
+        self.callback = callback
+
+    def __call__(self, *args):
+        return self.callback(*(args[0] if len(args) == 1 else args))
 
 
 def publisher_gid(info):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSProfile
+from rclpy.serialization import serialize_message
 
 from harness import package_executable
 from lumina_nodes.constants import EXIT_CONFIG, JewelStatus
@@ -131,11 +132,13 @@ def test_bad_commands_are_rejected_and_counted(driver, ros_node):
     command_pub.publish(command(ids[:5], np.zeros(4)))  # length mismatch: whole batch
     command_pub.publish(command(ids, np.zeros(10), driver_id="plaza_x"))  # addressed to another driver
     command_pub.publish(command(ids, np.zeros(10), driver_id=""))  # addressed to no driver
+    # bytes that are no command batch (the driver reads the bytes itself: fastpath.decode_command_batch)
+    command_pub.publish(serialize_message(command(ids, np.zeros(10)))[:-9])
     diagnostics.clear()
 
     def counted():
         values = latest_values(diagnostics, "jewel_driver: driver")
-        return values.get("command_batches_rejected") == "4"
+        return values.get("command_batches_rejected") == "5"
 
     ros_node.spin_until(counted, 5, "diagnostics counting the rejected batches")
     values = latest_values(diagnostics, "jewel_driver: driver")
@@ -146,6 +149,7 @@ def test_bad_commands_are_rejected_and_counted(driver, ros_node):
     assert values["command_rejected_length_mismatch"] == "5"
     assert values["command_elements_accepted"] == "5"
     assert values["command_rejected_wrong_driver"] == "10" and values["command_rejected_no_driver"] == "10"
+    assert values["command_rejected_undecodable_batches"] == "1"
 
     # the valid elements of the mixed batch (ids[5:], 0.1 Hz) were applied, the rejected ones never used
     def offsets_now():

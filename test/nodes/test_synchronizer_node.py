@@ -10,6 +10,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
 from rclpy.parameter import parameter_value_to_python
+from rclpy.serialization import serialize_message
 
 from lumina_nodes.fastpath import from_field, to_field
 from lumina_nodes.kernels.phase_lock import SyncConfig
@@ -460,6 +461,27 @@ def test_an_oversized_batch_is_rejected_whole_and_registers_no_slot(processes, r
     assert max(s.jewels_total for s in fake.states) == 10  # no slot was ever added for the flood
     assert int(float(latest_loop_values(fake.diagnostics)["jewel_slots"])) == 10
     assert all(len(c.ids) == 10 for c in fake.commands)  # nothing of it relayed to the driver
+
+
+def test_bytes_that_are_no_state_batch_are_rejected_and_counted_and_the_plaza_keeps_its_lock(processes, ros_node):
+    fake = follow_fake_driver(processes, ros_node)
+    ids = np.arange(1, 11, dtype=np.uint32)
+    keep_reporting(ros_node, fake.pub, ids)
+    ros_node.spin_until(lambda: fake.states and fake.states[-1].jewels_total == 10, 20, "the fake plaza reporting")
+    good = serialize_message(locked_batch(ros_node, ids))
+    # the synchronizer reads the batch's bytes itself (fastpath.decode_state_batch): a count past the end, cut
+    # bytes and big-endian CDR, published as they are
+    past_end = bytearray(good)
+    past_end[-4:] = (10**6).to_bytes(4, "little")  # the status count (the test's batches have no status)
+    for data in (bytes(past_end), good[: len(good) // 2], b"\x00\x00\x00\x00" + good[4:]):
+        fake.pub.publish(data)
+    ros_node.spin_until(
+        lambda: loop_value(fake.diagnostics, "batches_rejected_undecodable") >= 3, 10, "the three counted"
+    )
+    ros_node.spin_for(0.5)
+    assert processes.processes[0].running()
+    assert fake.states[-1].jewels_active == 10 and fake.states[-1].order_parameter > 0.99
+    assert all(len(c.ids) == 10 for c in fake.commands)
 
 
 def test_slots_of_jewels_silent_past_the_timeout_are_reclaimed(processes, ros_node):

@@ -503,7 +503,10 @@ def test_fast_path_equals_general_path():
     rng = np.random.default_rng(21)
     cfg = SyncConfig(chunk=1024)  # several blocks, one shared by both drivers
     k_fast, k_gen = PhaseLockKernel(8, cfg), PhaseLockKernel(8, SyncConfig(chunk=1024))
+    # each driver's ids in slot order (new ids get slots in id order), as a driver's batch: k_fast's batches are
+    # contiguous and take the fast path (with random ids they never did, and this test compared two general paths)
     ids = rng.permutation(100_000)[:n].astype(np.uint32)
+    ids = np.concatenate([np.sort(ids[:half]), np.sort(ids[half:])])
     nat = rng.normal(1.0, 0.05, n)
     theta = rng.random(n) * TWO_PI
     t = 5.0
@@ -512,6 +515,7 @@ def test_fast_path_equals_general_path():
         k.register(1, ids[:half])
         k.register(2, ids[half:])
     slots = k_fast.register(1, ids[:half]), k_fast.register(2, ids[half:])
+    assert np.array_equal(np.concatenate(slots), np.arange(n))
     off = np.zeros(n)
     for _i in range(60):
         ph = wrap_phase(theta + rng.normal(0, 0.05, n))
@@ -530,6 +534,53 @@ def test_fast_path_equals_general_path():
         assert abs(ra.order_parameter - rb.order_parameter) < 1e-6
         assert ra.lock_fraction == rb.lock_fraction and ra.jewels_active == rb.jewels_active == n
         np.testing.assert_allclose(ra.drivers.order_parameter, rb.drivers.order_parameter, atol=1e-6)
+        off = ca
+        theta = theta + TWO_PI * (nat + off) * DT
+        t += DT
+    assert ra.order_parameter > 0.5
+
+
+def test_jewels_back_from_silence_take_the_general_path_alone_and_equal_it():
+    """A batch in which a few jewels come back from silence: only they take the general path (the rest of their
+    block the fast commit), and commands and figures equal the general path's throughout."""
+    n = 3000
+    rng = np.random.default_rng(22)
+    k_fast, k_gen = PhaseLockKernel(8, SyncConfig(chunk=1024)), PhaseLockKernel(8, SyncConfig(chunk=1024))
+    ids = np.sort(rng.permutation(100_000)[:n]).astype(np.uint32)  # in slot order, as a driver's batch
+    for k in (k_fast, k_gen):
+        k.register(1, ids)
+    slots = k_fast.register(1, ids)
+    assert np.array_equal(slots, np.arange(n))  # the fast path's contiguous batch
+    nat, theta, t = rng.normal(1.0, 0.05, n), rng.random(n) * TWO_PI, 5.0
+    perm = rng.permutation(n)
+    quiet = np.zeros(n, dtype=bool)
+    quiet[rng.permutation(n)[:7]] = True  # STALE for 1 s (past the silence window), then back
+    general = []
+    real_general = k_fast._ingest_general
+
+    def counting_general(slots_, *args):
+        mask = args[-1]
+        general.append(int(slots_.shape[0] if mask is None else np.count_nonzero(mask)))
+        return real_general(slots_, *args)
+
+    k_fast._ingest_general = counting_general
+    off = np.zeros(n)
+    for i in range(120):
+        fresh = ~quiet if 25 <= i < 75 else np.ones(n, dtype=bool)
+        ph = wrap_phase(theta + rng.normal(0, 0.05, n))
+        fr = nat + off
+        general.clear()
+        k_fast.ingest(1, ids, ph, fr, off, t - 0.02, t, mask=fresh)
+        if i == 75:  # the batch they come back in
+            assert sum(general) == 7, general
+        k_gen.ingest(1, ids[perm], ph[perm], fr[perm], off[perm], t - 0.02, t, mask=fresh[perm])
+        ra, rb = k_fast.step(t), k_gen.step(t)
+        ca, cb = k_fast.commands_for(1, slots), k_gen.commands_for(1, k_gen.register(1, ids))
+        np.testing.assert_allclose(ca, cb, atol=1e-6)
+        assert abs(ra.order_parameter - rb.order_parameter) < 1e-6
+        assert ra.jewels_active == rb.jewels_active
+        if 55 <= i < 75 or not 25 <= i < 75:  # silent once their last sample is past the 0.5 s window
+            assert ra.jewels_active == (n - 7 if 55 <= i < 75 else n), i
         off = ca
         theta = theta + TWO_PI * (nat + off) * DT
         t += DT

@@ -14,6 +14,7 @@ import time
 
 from rclpy.duration import Duration
 from rclpy.event_handler import PublisherEventCallbacks
+from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
@@ -359,4 +360,4 @@ class JewelDriver(Node):
 
 
 def main(args=None):
-    return run_node(JewelDriver, args, PARAMETERS)
+    return run_node(JewelDriver, args, PARAMETERS, executor_class=EventsExecutor)  # on the 50 Hz loop

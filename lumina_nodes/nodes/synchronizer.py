@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 
 from lumina_nodes.constants import ClusterResolution, DiagnosticLevel, SyncMode
@@ -689,4 +690,4 @@ class Synchronizer(Node):
 
 
 def main(args=None):
-    return run_node(Synchronizer, args, PARAMETERS)
+    return run_node(Synchronizer, args, PARAMETERS, executor_class=EventsExecutor)  # on the 50 Hz loop

@@ -8,14 +8,15 @@ so nothing queues inside the recorder: a message it could not take in time is lo
 
 Missed messages are counted from the gaps in the ``seq`` counters Lumina's batch messages carry (per sender) and
 written into the bag's metadata (custom_data ``lumina.*``). A message of another type lost in DDS (a keep-last
-queue overwritten while the recorder lagged) is not counted: rclpy's EventsExecutor passes no MessageInfo (whose
-publication sequence numbers would show it), and the middleware's message-lost event is not used (see
-``_subscribe``).
+queue overwritten while the recorder lagged) is not counted: the message info (whose publication sequence
+numbers would show it) is not read, and the middleware's message-lost event is not used (see ``_subscribe``).
 
 The executor is rclpy's EventsExecutor (it keeps up with 20,000 small messages/s where the SingleThreadedExecutor
 keeps up with about 5,000, ../shared/ROS_ON_PYPI.md), turned one event at a time from this loop so subscriptions
-created between turns are served. It passes no MessageInfo, so a message's receive time is taken in its callback
-(rosbag2 uses the middleware's receive stamp) and its publish time is not known (written equal to it).
+created between turns are served. It passes a message's info only to a callback shaped as
+``nodes.common.WithMessageInfo`` (found after this recorder was built; not used here yet), so a message's receive
+time is taken in its callback (rosbag2 uses the middleware's receive stamp) and its publish time is written equal
+to it.
 """
 
 from __future__ import annotations

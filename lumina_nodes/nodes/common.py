@@ -326,9 +326,10 @@ def run_node(node_class, args=None, params=(), executor_class=SingleThreadedExec
         gc.freeze()
         executor = executor_class()
         executor.add_node(node)
-        never = Future()  # spun 0.1 s at a time: the stop signal is looked at between
+        # 0.1 s at a time, the stop signal looked at between; a new future each time, as each call adds a done
+        # callback to the one it is given (one future for the whole night would collect 36,000 an hour)
         while not stop.is_set() and rclpy.ok():
-            executor.spin_until_future_complete(never, timeout_sec=0.1)
+            executor.spin_until_future_complete(Future(), timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except StartupError as error:

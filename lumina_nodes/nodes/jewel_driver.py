@@ -89,8 +89,9 @@ PARAMETERS = (
     Param(
         "max_command_rate_hz",
         100.0,
-        "Command batches per second taken from the owner (a burst of a second's worth passes); the excess "
-        "of a faster stream is rejected (rate_limited). The synchronizer sends one per tick, 50 Hz.",
+        "Command batches per second of the node clock taken from the owner (a burst of a second's worth "
+        "passes); the excess of a faster stream is rejected (rate_limited). The synchronizer sends one per tick, "
+        "50 Hz of the same clock (under use_sim_time at 4x, 200 batches per wall second).",
         1.0,
         10_000.0,
         read_only=True,
@@ -178,7 +179,7 @@ class JewelDriver(Node):
         # a second's worth of burst: a synchronizer that stalled sends its queued ticks at once (seen in CI at
         # start-up with a 0.1 s burst), and the newest of them must not be the ones refused
         self.command_burst = max(2.0, self.params["max_command_rate_hz"])
-        self.command_tokens, self.command_tokens_at = self.command_burst, time.monotonic()
+        self.command_tokens, self.command_tokens_at = self.command_burst, None  # refilled on the node clock
         if self.params["drills"]:
             self.create_service(InjectDisruption, "inject_disruption", self._on_inject)
         self.seq = 0
@@ -238,9 +239,13 @@ class JewelDriver(Node):
         now = time.monotonic()
         if self.command_owner.foreign(gid, now):
             return "foreign_publisher"
+        # the rate is counted on the node clock, the synchronizer's: on the wall clock a sim-time city at 4x (200
+        # batches per wall second) had half its commands refused
+        clock = clock_seconds(self)
+        elapsed = max(clock - self.command_tokens_at, 0.0) if self.command_tokens_at is not None else 0.0
         rate = self.params["max_command_rate_hz"]
-        self.command_tokens = min(self.command_burst, self.command_tokens + (now - self.command_tokens_at) * rate)
-        self.command_tokens_at = now
+        self.command_tokens = min(self.command_burst, self.command_tokens + elapsed * rate)
+        self.command_tokens_at = clock
         if self.command_owner.taken(gid, now):
             self.get_logger().warning("a new publisher took the command topic over")
         if self.command_tokens < 1.0:

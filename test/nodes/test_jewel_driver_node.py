@@ -256,9 +256,13 @@ def test_driver_follows_sim_time_faster_than_real_time(processes, ros_node):
         Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
     )
     processes.start_node("jewel_driver", "-r", "__ns:=/plaza_sim", "-p", "jewel_count:=20", "-p", "use_sim_time:=true")
-    states = []
+    states, diagnostics = [], []
     ros_node.node.create_subscription(JewelStateBatch, "/plaza_sim/jewels/state", states.append, BATCH_QOS)
+    ros_node.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    command_pub = ros_node.node.create_publisher(JewelCommandBatch, "/plaza_sim/jewels/command", BATCH_QOS)
     ros_node.wait_for_subscribers("/clock")
+    ros_node.wait_for_subscribers("/plaza_sim/jewels/command")
+    ids = np.arange(1, 21, dtype=np.uint32)
     sim = 1000.0
 
     def tick(seconds):  # sim time runs 10x faster than the wall clock
@@ -266,6 +270,8 @@ def test_driver_follows_sim_time_faster_than_real_time(processes, ros_node):
         for _ in range(int(seconds / 0.01)):
             sim += 0.1
             clock_pub.publish(Clock(clock=ros_node_time(sim)))
+            for _ in range(5):  # a synchronizer's 50 Hz of sim time: 500 command batches per wall second
+                command_pub.publish(command(ids, np.zeros(20), driver_id="plaza_sim"))
             ros_node.spin_for(0.01)
 
     tick(1.0)
@@ -275,6 +281,11 @@ def test_driver_follows_sim_time_faster_than_real_time(processes, ros_node):
     last = stamp_seconds(states[-1])
     assert 1000.0 <= first < 1012.0, first  # stamped with sim time, not the wall clock
     assert 15.0 < last - first < 25.0, (first, last)  # ~20 sim seconds in 2 wall seconds
+    # max_command_rate_hz (100) counts on the node clock: at 10x, 500 batches per wall second are the 50 Hz of a
+    # synchronizer on the same clock, none refused (on the wall clock, about 4 of 5 were)
+    values = latest_values(diagnostics, "jewel_driver: driver")
+    assert int(values["command_batches_accepted"]) > 1000, values
+    assert "command_rejected_rate_limited" not in values, values
 
 
 def stamp_seconds(msg):

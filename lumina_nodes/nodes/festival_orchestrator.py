@@ -21,6 +21,7 @@ that has on_exit="shutdown" (make run).
 
 import math
 import os
+import time
 
 from action_msgs.msg import GoalStatus
 from builtin_interfaces.msg import Duration
@@ -84,6 +85,10 @@ PARAMETERS = (
 )
 PLAZA_SILENT_S = 1.5  # a plaza whose driver has not reported for this long is reported silent
 CITY_WAIT_S = 5.0  # a goal waits this long (wall clock) for the city to report before it is refused
+# A program takes its plazas from /sync/state when it starts. For this long (wall clock) after the first /sync/state
+# this node gets, a goal waits: the synchronizer lists a plaza from its first accepted batch, and a goal sent as the
+# city came up (a CI run: 10 ms after a plaza was followed) ran its program without that plaza.
+CITY_SETTLE_S = 1.0
 FINAL_STATE_ACK_S = 2.0  # exit_when_done: the longest the final /festival/state may take to be acknowledged
 CITY_REPORT_S = 5.0  # while autostart waits for the city, what is missing is logged this often (wall clock)
 BAR = " ▏▎▍▌▋▊▉█"
@@ -141,6 +146,8 @@ class FestivalOrchestrator(Node):
         except (ValueError, OSError, LookupError) as error:
             raise StartupError(f"invalid configuration: {error}") from error
         self.sync, self.sync_arrival = None, None
+        self.first_sync_wall = None  # time.monotonic() of the first /sync/state with plazas
+        self.starting = None  # the program of a goal accepted and not yet started (waiting for the city)
         self.city_waiters: list[Future] = []  # goals waiting for a first /sync/state with plazas
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.waiting_since = self.steady.now().nanoseconds * 1e-9
@@ -177,7 +184,9 @@ class FestivalOrchestrator(Node):
     # ------------------------------------------------------------------------------------------ inputs
     def _on_sync(self, msg):
         self.sync, self.sync_arrival = msg, clock_seconds(self)
-        if msg.plazas:
+        if msg.plazas and self.first_sync_wall is None:
+            self.first_sync_wall = time.monotonic()
+        if self._city_settled():
             for waiter in self.city_waiters:
                 if not waiter.done():
                     waiter.set_result(True)
@@ -211,11 +220,15 @@ class FestivalOrchestrator(Node):
 
     # ------------------------------------------------------------------------------------------ goals
     def _on_goal(self, goal):
-        if self.run is not None:
-            reason = f"goal for {goal.program!r} rejected: program {self.run.sequencer.program.name} is running"
+        busy = f"program {self.run.sequencer.program.name} is running" if self.run is not None else None
+        if busy is None and self.starting is not None:  # accepted, waiting for the city (CITY_SETTLE_S)
+            busy = f"goal for {self.starting!r} is starting"
+        if busy:
+            reason = f"goal for {goal.program!r} rejected: {busy}"
             self.get_logger().warning(reason)
             self._event(EventLevel.WARN, "goal_rejected", reason)
             return GoalResponse.REJECT
+        self.starting = goal.program
         return GoalResponse.ACCEPT
 
     async def _execute(self, goal_handle):
@@ -231,6 +244,8 @@ class FestivalOrchestrator(Node):
             self.get_logger().error(f"program {request.program!r} not run: {error}")
             goal_handle.abort()
             return RunProgram.Result(success=False, message=str(error), **self._nan_marks())
+        finally:
+            self.starting = None
         run = self.run
         await run.done
         result = run.sequencer.result
@@ -256,9 +271,10 @@ class FestivalOrchestrator(Node):
         return {"time_to_detect": math.nan, "time_to_recover": math.nan, "min_order_parameter": math.nan}
 
     async def _wait_for_city(self):
-        """Wait up to CITY_WAIT_S (wall clock) for a /sync/state with plazas: a goal sent just after the city came up
-        must not be refused because this node's subscription has not caught up yet."""
-        if self.sync is not None and self.sync.plazas:
+        """Wait up to CITY_WAIT_S (wall clock) for a /sync/state with plazas, and CITY_SETTLE_S past the first one: a
+        goal sent just after the city came up must not be refused, or run without a plaza, because this node's
+        subscription has not caught up yet."""
+        if self._city_settled():
             return
         waiter = Future()
         self.city_waiters.append(waiter)
@@ -267,6 +283,14 @@ class FestivalOrchestrator(Node):
             await waiter
         finally:
             self.destroy_timer(timer)
+
+    def _city_settled(self):
+        return (
+            self.sync is not None
+            and bool(self.sync.plazas)
+            and self.first_sync_wall is not None
+            and time.monotonic() - self.first_sync_wall >= CITY_SETTLE_S
+        )
 
     def _start(self, program, scale, goal_handle):
         if self.sync is None or not self.sync.plazas:
